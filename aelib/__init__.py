@@ -1,0 +1,19 @@
+"""aelib: the small library behind the Autoencoder book.
+
+Importing it only defines things: seeding, plotting styles and downloads are explicit calls.
+"""
+
+from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
+from .losses import bce_loss, mse_loss, seed_loss
+from .models import Autoencoder, count_parameters
+from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
+from .utils import pick_device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Autoencoder", "Dataset", "DataUnavailableError", "History", "IdxFormatError",
+    "NonFiniteLossError", "bce_loss", "count_parameters", "evaluate", "fit", "load_dataset",
+    "make_optimizer", "mse_loss", "pick_device", "read_idx", "seed_everything", "seed_loss",
+    "to_float",
+]

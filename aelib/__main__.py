@@ -1,0 +1,7 @@
+"""``python -m aelib train ...``: see :mod:`aelib.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

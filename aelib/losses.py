@@ -1,0 +1,64 @@
+"""Reconstruction losses, reported per image as the seed reported them.
+
+The seed's figure of merit (its ``loss_function``) is the binary cross-entropy summed over the
+784 pixels of an image and averaged over images:
+
+    L(x, x_hat) = - sum_i [ x_i log x_hat_i + (1 - x_i) log(1 - x_hat_i) ],   x_hat = sigmoid(a)
+
+Written in terms of the logits ``a`` it is ``sum_i softplus(a_i) - x_i a_i``, which never takes
+the log of 0 (book: eq. ``bce-logits``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def _check_pair(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    target = x.reshape(x.shape[0], -1)
+    if logits.dim() != 2 or logits.shape != target.shape:
+        raise ValueError(f"expected logits of shape {tuple(target.shape)} to match the flattened "
+                         f"targets, got {tuple(logits.shape)}")
+    return target
+
+
+def bce_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy summed over pixels, averaged over images, computed from logits.
+
+    Args:
+        logits: decoder outputs before the sigmoid, ``(B, 784)``.
+        x: targets in [0, 1], ``(B, 784)`` or ``(B, 1, 28, 28)``.
+    Returns:
+        Scalar tensor: mean over the batch of the per-image summed BCE.
+    """
+    target = _check_pair(logits, x)
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / target.shape[0]
+
+
+def mse_loss(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over pixels, averaged over images (the Gaussian likelihood's loss).
+
+    Args:
+        output: reconstructions ``(B, 784)`` (a linear output layer, no sigmoid).
+        x: targets ``(B, 784)`` or ``(B, 1, 28, 28)``.
+    Returns:
+        Scalar tensor: mean over the batch of ``||x - output||^2``.
+    """
+    target = _check_pair(output, x)
+    return F.mse_loss(output, target, reduction="sum") / target.shape[0]
+
+
+def seed_loss(recon_x: torch.Tensor, x_normalized: torch.Tensor) -> torch.Tensor:
+    """The seed script's ``loss_function``, verbatim: BCE summed over the batch and pixels.
+
+    Kept as the reference that :func:`bce_loss` is tested against.
+
+    Args:
+        recon_x: sigmoid outputs ``(B, 784)``.
+        x_normalized: inputs normalised to [-1, 1] by ``Normalize((0.5,), (0.5,))``.
+    Returns:
+        Scalar tensor: the **sum** over the batch (the seed divides by the data set size later).
+    """
+    x = (x_normalized.view(-1, 784) + 1) / 2
+    return F.binary_cross_entropy(recon_x, x, reduction="sum")

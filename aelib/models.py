@@ -1,0 +1,139 @@
+"""The seed's fully connected autoencoder (784-400-20, ReLU, sigmoid output) and its relatives.
+
+Rumelhart, Hinton & Williams (1986), "Learning representations by back-propagating errors";
+Hinton & Salakhutdinov (2006), "Reducing the dimensionality of data with neural networks",
+https://doi.org/10.1126/science.1127647
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def flatten_images(x: torch.Tensor, input_dim: int) -> torch.Tensor:
+    """Accept ``(B, input_dim)`` or ``(B, 1, H, W)`` with ``H * W == input_dim``; return ``(B, input_dim)``.
+
+    Raises:
+        ValueError: any other shape, with what was expected and what arrived.
+    """
+    ok = (x.dim() == 2 and x.shape[1] == input_dim) or (
+        x.dim() == 4 and x.shape[1] == 1 and x.shape[2] * x.shape[3] == input_dim)
+    if not ok:
+        raise ValueError(f"expected a batch of shape (B, {input_dim}) or (B, 1, H, W) with "
+                         f"H*W = {input_dim}, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float pixels in [0, 1], got dtype {x.dtype}; "
+                         "convert uint8 images with aelib.data.to_float(x)")
+    return x.reshape(x.shape[0], input_dim)
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` with fixed numbers: the seed's ``transforms.Normalize((0.5,), (0.5,))``."""
+
+    def __init__(self, mean: float = 0.5, std: float = 0.5):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}"
+
+
+class TiedLinear(nn.Module):
+    """A linear map whose weight is the transpose of another layer's: ``W' = W^T`` (own bias)."""
+
+    def __init__(self, tied_to: nn.Linear):
+        super().__init__()
+        self.tied_to = [tied_to]  # a list, so the shared weight is not registered twice
+        self.bias = nn.Parameter(torch.zeros(tied_to.in_features))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.tied_to[0].weight.t(), self.bias)
+
+    def extra_repr(self) -> str:
+        w = self.tied_to[0].weight
+        return f"in_features={w.shape[0]}, out_features={w.shape[1]}, tied"
+
+
+class Autoencoder(nn.Module):
+    """Fully connected autoencoder ``x -> z = f(x) -> x_hat = sigmoid(g(z))``.
+
+    With the defaults this is exactly the seed's network: 784-400-20 with ReLU, a linear code,
+    400-784 back, 644,804 parameters, and the seed's input normalisation to [-1, 1].
+
+    ``forward`` returns **logits**; the sigmoid of the seed's last layer is applied by
+    :meth:`reconstruct` (for pictures) and folded into :func:`aelib.losses.bce_loss`, which is the
+    numerically stable form of ``BCE(sigmoid(logits), x)``.
+
+    Args:
+        input_dim: pixels per image ``d``.
+        hidden_dim: width of the hidden layer, or a sequence of widths for a deeper network
+            (the decoder mirrors it).
+        latent_dim: code size ``m``.
+        tied: decoder weights are the transposed encoder weights (``W' = W^T``).
+        normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
+        activation: ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``"linear"`` for the hidden layers.
+    """
+
+    _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+
+    def __init__(self, input_dim: int = 784, hidden_dim: int | Sequence[int] = 400,
+                 latent_dim: int = 20, tied: bool = False, normalize_input: bool = True,
+                 activation: str = "relu"):
+        super().__init__()
+        if activation not in self._ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(self._ACTIVATIONS)}")
+        hidden = [hidden_dim] if isinstance(hidden_dim, int) else list(hidden_dim)
+        for name, value in [("input_dim", input_dim), ("latent_dim", latent_dim)] + [("hidden_dim", h) for h in hidden]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim if isinstance(hidden_dim, int) else hidden,
+                       "latent_dim": latent_dim, "tied": tied, "normalize_input": normalize_input,
+                       "activation": activation}
+        act = self._ACTIVATIONS[activation]
+        sizes = [input_dim, *hidden, latent_dim]
+        enc: list[nn.Module] = [Standardize() if normalize_input else nn.Identity()]
+        enc_linears = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            enc_linears.append(nn.Linear(a, b))
+            enc.append(enc_linears[-1])
+            if i < len(sizes) - 2:
+                enc.append(act())
+        dec: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[::-1][:-1], sizes[::-1][1:])):
+            dec.append(TiedLinear(enc_linears[-1 - i]) if tied else nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                dec.append(act())
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Code of a batch. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
+        return self.encoder(flatten_images(x, self.input_dim))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction. Args: z ``(B, m)``. Returns: logits ``(B, 784)``."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)``. Returns: ``(B, 784)``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities ``x_hat = sigmoid(g(f(x)))`` in the shape of ``x``."""
+        return torch.sigmoid(self(x)).reshape(x.shape)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (a tied weight counts once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,189 @@
+"""Training with the whole data set resident on the device.
+
+Each epoch draws a seeded permutation and slices mini-batches out of one tensor: no DataLoader,
+no per-sample transforms, no per-batch host synchronisation (the batch losses are written into a
+device tensor and read at the progress bar's pace). Adam (Kingma & Ba 2015,
+https://arxiv.org/abs/1412.6980) is fused where torch supports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import to_float
+from .losses import bce_loss
+from .utils import pick_device
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """Per-epoch losses (mean per image, as the seed printed them) and epoch times in seconds."""
+
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**{k: list(d.get(k, [])) for k in ("train_loss", "test_loss", "epoch_seconds")})
+
+
+def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of images, got {type(x).__name__}")
+    if not (x.dim() == 2 or (x.dim() == 4 and x.shape[1] == 1)) or len(x) == 0:
+        raise ValueError(f"{name} must be a non-empty batch (N, 784) or (N, 1, 28, 28), got {tuple(x.shape)}")
+    x = to_float(x)
+    if input_dim is not None and x.shape[1] != input_dim:
+        raise ValueError(f"{name} has {x.shape[1]} values per image but the model takes {input_dim}")
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"{name} must hold finite pixel values in [0, 1] (or uint8 0-255); "
+                         f"got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+    return x
+
+
+def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.Adam:
+    """Adam with the given learning rate, fused into one kernel where this torch supports it."""
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    device = next(model.parameters()).device
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda", "mps"))
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: LossFn = bce_loss, batch_size: int = 4096) -> float:
+    """Mean per-image loss of ``model`` on ``x``, in large batches without autograd.
+
+    Args:
+        model: maps ``(B, 784)`` to logits ``(B, 784)``.
+        x: images ``(N, 784)`` or ``(N, 1, 28, 28)``, uint8 or float in [0, 1].
+        loss_fn: ``loss_fn(logits, x) -> mean loss over the batch``.
+        batch_size: images per forward pass.
+    Returns:
+        The loss averaged over all ``N`` images.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = to_float(x)
+    total = torch.zeros((), device=device)
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device, non_blocking=True)
+        total += loss_fn(model(xb), xb) * len(xb)
+    model.train(was_training)
+    return total.item() / len(x)
+
+
+def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *,
+        num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 42,
+        device: str | torch.device | None = None, loss_fn: LossFn = bce_loss,
+        optimizer: torch.optim.Optimizer | None = None, history: History | None = None,
+        progress: bool = True, verbose: bool = True, check_every: int = 50,
+        on_epoch_end: Callable[[int, History], None] | None = None) -> History:
+    """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
+
+    The loss minimised is ``loss_fn`` averaged over the images of a batch; Adam is invariant to the
+    scale of the loss (up to its ``eps``), so this takes the same steps as the seed's summed loss.
+    To resume, pass the restored ``optimizer`` and ``history``: training continues at epoch
+    ``len(history) + 1`` and stops after epoch ``num_epochs`` (a total, not a count of new epochs),
+    drawing the same permutations as an uninterrupted run.
+
+    Args:
+        model: an autoencoder returning logits ``(B, 784)`` for inputs ``(B, 784)``.
+        x_train: training images ``(N, 1, 28, 28)`` uint8 or ``(N, 784)`` float in [0, 1].
+        x_test: test images, evaluated after every epoch (optional).
+        num_epochs: the epoch to stop after.
+        batch_size: images per step (the last batch of an epoch may be smaller).
+        lr: Adam's learning rate (ignored when ``optimizer`` is given).
+        seed: seeds each epoch's permutation, ``seed * 1_000_003 + epoch``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default: where the model is.
+        loss_fn: ``loss_fn(logits, x) -> scalar``, default the seed's BCE.
+        optimizer: an optimizer over ``model``'s parameters; default :func:`make_optimizer`.
+        history: losses of the epochs already done (to resume); default a new :class:`History`.
+        progress: show a tqdm progress bar per epoch.
+        verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
+        check_every: batches between the reads of the losses (progress bar and NaN check).
+        on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch.
+    Returns:
+        The :class:`History`, extended by the epochs run.
+    Raises:
+        NonFiniteLossError: a batch loss was NaN or infinite; names the epoch and batch.
+    """
+    if not isinstance(num_epochs, int) or num_epochs < 0:
+        raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    device = pick_device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    input_dim = getattr(model, "input_dim", None)
+    x = _check_images(x_train, "x_train", input_dim).to(device)
+    x_eval = _check_images(x_test, "x_test", input_dim).to(device) if x_test is not None else None
+    optimizer = optimizer or make_optimizer(model, lr)
+    history = history if history is not None else History()
+    n = len(x)
+    num_batches = (n + batch_size - 1) // batch_size
+    sizes = torch.full((num_batches,), float(batch_size), device=device)
+    sizes[-1] = n - batch_size * (num_batches - 1)
+
+    for epoch in range(len(history) + 1, num_epochs + 1):
+        start_time = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen).to(device)
+        batch_losses = torch.empty(num_batches, device=device)
+        bar = tqdm(range(num_batches), desc=f"epoch {epoch}/{num_epochs}", disable=not progress, leave=False)
+        checked = 0
+        for i in bar:
+            xb = x[perm[i * batch_size:(i + 1) * batch_size]]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), xb)
+            loss.backward()
+            optimizer.step()
+            batch_losses[i] = loss.detach()
+            if (i + 1) % check_every == 0 or i + 1 == num_batches:
+                _check_finite(batch_losses[checked:i + 1], checked, epoch)
+                checked = i + 1
+                if progress:
+                    bar.set_postfix(loss=f"{(batch_losses[:i + 1] * sizes[:i + 1]).sum().item() / sizes[:i + 1].sum().item():.2f}")
+        history.train_loss.append((batch_losses * sizes).sum().item() / n)
+        if x_eval is not None:
+            history.test_loss.append(evaluate(model, x_eval, loss_fn))
+        history.epoch_seconds.append(time.perf_counter() - start_time)
+        if verbose:
+            tqdm.write(f"====> Epoch: {epoch} Average training loss: {history.train_loss[-1]:.4f}")
+            if x_eval is not None:
+                tqdm.write(f"====> Test set loss: {history.test_loss[-1]:.4f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
+
+
+def _check_finite(losses: torch.Tensor, offset: int, epoch: int) -> None:
+    bad = torch.nonzero(~torch.isfinite(losses))
+    if len(bad):
+        batch = offset + int(bad[0])
+        raise NonFiniteLossError(
+            f"the training loss became {losses[int(bad[0])].item()} at epoch {epoch}, batch {batch} "
+            "(counting from 0); lower the learning rate, or check the inputs for NaN and the loss "
+            "for log(0)")

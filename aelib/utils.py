@@ -1,0 +1,61 @@
+"""Seeding and device choice: explicit calls, never run on import."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA).
+
+    Args:
+        seed: a non-negative integer.
+    Returns:
+        A fresh ``torch.Generator`` seeded with ``seed``, for code that takes one explicitly.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"``, ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"mps"`` to a torch device.
+
+    ``"auto"`` prefers CUDA, then Apple's MPS, then the CPU.
+
+    Raises:
+        DeviceUnavailableError: the device was asked for but this machine has none.
+        ValueError: an unknown device name.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available "
+                                     "here; use --device cpu or --device auto")
+    if kind == "mps" and not _mps_available():
+        raise DeviceUnavailableError(f"device {device!r} was asked for but Apple's MPS is not "
+                                     "available here; use --device cpu or --device auto")
+    return torch.device(device)

@@ -1,0 +1,60 @@
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aelib
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """Write a uint8 array as an IDX file (the format of the MNIST files)."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, compress: bool = True) -> dict:
+    """Four small synthetic IDX files in torchvision's layout; returns the arrays written."""
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test)}
+    for stem, array in arrays.items():
+        write_idx(folder / stem, array, compress)
+    return arrays
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The embedded real MNIST subset (4,000 train / 1,000 test)."""
+    return aelib.load_dataset("mnist", source="embedded", verbose=False)
+
+
+@pytest.fixture
+def small(mnist):
+    """512 training and 256 test images of the embedded subset."""
+    return mnist.x_train[:512], mnist.x_test[:256]
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty data folder."""
+    monkeypatch.setenv("AELIB_OFFLINE", "1")
+    monkeypatch.setenv("AELIB_DATA_DIR", str(tmp_path / "empty"))
+    return tmp_path
+
+
+def tiny_model(seed: int = 0, **kwargs) -> aelib.Autoencoder:
+    torch.manual_seed(seed)
+    return aelib.Autoencoder(**{"hidden_dim": 64, "latent_dim": 8, **kwargs})

@@ -1,0 +1,92 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from aelib.cli import main
+
+
+def run_cli(*args):
+    env = {**os.environ, "AELIB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "aelib", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_train_one_epoch_end_to_end(tmp_path):
+    out = tmp_path / "results"
+    proc = run_cli("train", "--epochs", "1", "--data-source", "embedded", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "source 'embedded'" in proc.stdout
+    assert "====> Epoch: 1 Average training loss: " in proc.stdout
+    assert "====> Test set loss: " in proc.stdout
+    for name in ("reconstruction_1.png", "reconstructions.png", "loss_curve.png", "metrics.json", "checkpoint.pt"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["source"] == "embedded" and metrics["data"]["n_train"] == 4000
+    assert metrics["config"] == {"epochs": 1, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20, "seed": 42}
+    assert metrics["parameters"] == 644_804 and metrics["device"] == "cpu"
+    assert len(metrics["train_loss"]) == 1 and metrics["final_test_loss"] == metrics["test_loss"][0]
+    assert metrics["wall_seconds"] > 0 and metrics["versions"]["torch"] == torch.__version__
+    assert f"{metrics['test_loss'][0]:.4f}" in proc.stdout
+
+
+def test_resume_two_plus_two_equals_four(tmp_path, capsys):
+    common = ["train", "--data-source", "embedded", "--quiet", "--hidden-dim", "64", "--latent-dim", "8"]
+    main([*common, "--epochs", "4", "--out", str(tmp_path / "full")])
+    main([*common, "--epochs", "2", "--out", str(tmp_path / "part")])
+    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "4", "--out", str(tmp_path / "part"),
+          "--resume", str(tmp_path / "part" / "checkpoint.pt")])
+    assert "Resuming from" in capsys.readouterr().out
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "part" / "metrics.json").read_text())
+    assert resumed["train_loss"] == full["train_loss"] and resumed["test_loss"] == full["test_loss"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--epochs", "-1"], "must not be negative"),
+    (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+    (["--lr", "abc"], "expected a number"),
+    (["--batch-size", "0"], "must be at least 1"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_bad_flags_exit_2_with_one_message(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_but_absent(tmp_path):
+    proc = run_cli("train", "--device", "cuda", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "CUDA is not available" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--resume", str(junk), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "not an aelib checkpoint" in capsys.readouterr().err
+
+
+def test_resume_with_a_conflicting_architecture_flag(tmp_path, capsys):
+    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "0", "--hidden-dim", "32",
+          "--latent-dim", "4", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-source", "embedded", "--latent-dim", "20", "--resume",
+              str(tmp_path / "checkpoint.pt"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--latent-dim 20 differs from the checkpoint's 4" in capsys.readouterr().err
+
+
+def test_missing_data_offline_exits_with_how_to_get_it(tmp_path):
+    proc = run_cli("train", "--data-source", "dir", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "could not be loaded" in proc.stderr and "AELIB_DATA_DIR" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,136 @@
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+import aelib
+from aelib import data as data_mod
+from conftest import write_idx, write_idx_folder
+
+
+def test_read_idx_round_trip(tmp_path):
+    images = np.arange(3 * 28 * 28, dtype=np.uint64).reshape(3, 28, 28) % 256
+    for compress in (False, True):
+        path = write_idx(tmp_path / f"imgs{compress}-idx3-ubyte", images, compress)
+        np.testing.assert_array_equal(aelib.read_idx(path), images)
+    labels = np.array([3, 1, 4], dtype=np.uint8)
+    np.testing.assert_array_equal(aelib.read_idx(write_idx(tmp_path / "labels", labels)), labels)
+
+
+def test_read_idx_wrong_magic_names_file(tmp_path):
+    path = tmp_path / "bad-idx3-ubyte"
+    path.write_bytes(b"\x12\x34\x08\x03" + b"\x00" * 20)
+    with pytest.raises(aelib.IdxFormatError, match="bad-idx3-ubyte.*magic"):
+        aelib.read_idx(path)
+
+
+def test_read_idx_truncated_names_file(tmp_path):
+    path = write_idx(tmp_path / "t-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(aelib.IdxFormatError, match="t-idx3-ubyte.*truncated"):
+        aelib.read_idx(path)
+
+
+def test_read_idx_truncated_gzip(tmp_path):
+    path = write_idx(tmp_path / "t-idx3-ubyte", np.zeros((4, 28, 28), np.uint8), compress=True)
+    path.write_bytes(path.read_bytes()[:30])
+    with pytest.raises(aelib.IdxFormatError, match="t-idx3-ubyte.gz"):
+        aelib.read_idx(path)
+
+
+def test_dir_source_reads_torchvision_layout(tmp_path):
+    arrays = write_idx_folder(tmp_path / "MNIST" / "raw")
+    d = aelib.load_dataset("mnist", source="auto", root=tmp_path, verbose=False)
+    assert d.source == "dir"
+    assert d.x_train.shape == (12, 1, 28, 28) and d.x_train.dtype == torch.uint8
+    assert d.y_test.dtype == torch.int64 and d.x_test.shape == (6, 1, 28, 28)
+    np.testing.assert_array_equal(d.x_train[:, 0].numpy(), arrays["train-images-idx3-ubyte"])
+
+
+def test_data_dir_env_var(tmp_path, monkeypatch):
+    write_idx_folder(tmp_path / "FashionMNIST" / "raw", compress=False)
+    monkeypatch.setenv("AELIB_DATA_DIR", str(tmp_path))
+    d = aelib.load_dataset("fashion-mnist", verbose=False)
+    assert (d.source, len(d.x_train)) == ("dir", 12)
+
+
+def test_corrupt_file_in_data_dir_is_an_error_not_a_fallback(tmp_path):
+    write_idx_folder(tmp_path / "MNIST" / "raw", compress=False)
+    (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x0c\x01")
+    with pytest.raises(aelib.IdxFormatError, match="train-labels"):
+        aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+
+
+def test_offline_mnist_falls_back_to_embedded_and_says_so(offline, monkeypatch, capsys):
+    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched while offline"))
+    d = aelib.load_dataset("mnist")
+    assert d.source == "embedded"
+    assert (len(d.x_train), len(d.x_test)) == (4000, 1000)
+    assert any("AELIB_OFFLINE" in note for note in d.notes)
+    assert "source 'embedded'" in capsys.readouterr().out
+
+
+def test_embedded_split_is_stratified_real_and_fixed():
+    a = aelib.load_dataset("mnist", source="embedded", verbose=False)
+    b = aelib.load_dataset("mnist", source="embedded", verbose=False)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert a.y_train.bincount().tolist() == [400] * 10
+    assert a.y_test.bincount().tolist() == [100] * 10
+    # real digits: mostly black background, bright strokes, and every pixel value is a byte
+    assert a.x_train.dtype == torch.uint8
+    assert 0.7 < (a.x_train == 0).float().mean() < 0.9
+    assert a.x_train.max() == 255
+    # no test image is also a training image
+    train = {bytes(x.flatten().tolist()) for x in a.x_train}
+    assert not any(bytes(x.flatten().tolist()) in train for x in a.x_test)
+
+
+def test_offline_fashion_without_debian_package_explains_how_to_get_it(offline, monkeypatch):
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_DIR", offline / "no-debian")
+    with pytest.raises(aelib.DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
+        aelib.load_dataset("fashion-mnist", verbose=False)
+
+
+def test_debian_fashion_mnist_when_installed(offline):
+    if not data_mod.DEBIAN_FASHION_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+    d = aelib.load_dataset("fashion-mnist", verbose=False)
+    assert d.source == "debian"
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    assert d.y_train.bincount().tolist() == [6000] * 10
+
+
+def test_download_source_uses_torchvision_then_reads_its_files(tmp_path, monkeypatch):
+    calls = []
+
+    class FakeMNIST:  # stands in for torchvision's downloader: writes the raw files it would fetch
+        def __init__(self, root, train, download):
+            calls.append(train)
+            write_idx_folder(tmp_path / "MNIST" / "raw")
+
+    import torchvision.datasets
+    monkeypatch.delenv("AELIB_OFFLINE", raising=False)
+    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: True)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    d = aelib.load_dataset("mnist", source="download", root=tmp_path, verbose=False)
+    assert d.source == "download" and calls == [True, False]
+
+
+def test_unreachable_mirrors_skip_download_quickly(tmp_path, monkeypatch):
+    monkeypatch.delenv("AELIB_OFFLINE", raising=False)
+    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: False)
+    with pytest.raises(aelib.DataUnavailableError, match="no download mirror is reachable"):
+        aelib.load_dataset("mnist", source="download", root=tmp_path, verbose=False)
+
+
+@pytest.mark.parametrize("name,source,match", [("cifar10", "auto", "unknown dataset"),
+                                               ("mnist", "internet", "unknown data source")])
+def test_unknown_names_are_clear_errors(name, source, match):
+    with pytest.raises(ValueError, match=match):
+        aelib.load_dataset(name, source=source)
+
+
+def test_to_float_scales_and_flattens():
+    x = torch.tensor([[0, 255], [51, 102]], dtype=torch.uint8).reshape(2, 1, 1, 2)
+    torch.testing.assert_close(aelib.to_float(x), torch.tensor([[0.0, 1.0], [0.2, 0.4]]))
