@@ -1,0 +1,168 @@
+"""Time the seed's training pipeline against ``aelib.fit`` and against the pure compute floor.
+
+All three train the seed's 784-400-20 autoencoder (batch 128, Adam 1e-3, seed 42) for the same
+number of epochs on the same data, evaluating the test set after every epoch:
+
+* seed:  the seed script's own pipeline: torchvision dataset with ``ToTensor`` + ``Normalize`` in a
+         ``DataLoader``, a model ending in ``nn.Sigmoid``, ``F.binary_cross_entropy`` summed,
+         default Adam, ``loss.item()`` every batch;
+* aelib: ``aelib.fit`` (resident tensors, seeded permutation, fused Adam, BCE from logits);
+* floor: the same forward + backward + Adam steps and the same test forward passes on batches already
+         sliced in memory, with nothing else: no shuffling, no progress bar, no bookkeeping.
+
+Usage: ``python benchmarks/seed_vs_aelib.py [--epochs 3] [--dataset fashion-mnist] [--json FILE]``.
+Full Fashion-MNIST (60k/10k) is the default: it is the one full-size set available offline here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+import aelib
+
+INPUT_DIM, HIDDEN_DIM, LATENT_DIM, BATCH_SIZE, LR, SEED = 784, 400, 20, 128, 1e-3, 42
+
+
+class SeedAutoencoder(nn.Module):
+    """The seed script's model, verbatim."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(INPUT_DIM, HIDDEN_DIM), nn.ReLU(), nn.Linear(HIDDEN_DIM, LATENT_DIM))
+        self.decoder = nn.Sequential(nn.Linear(LATENT_DIM, HIDDEN_DIM), nn.ReLU(),
+                                     nn.Linear(HIDDEN_DIM, INPUT_DIM), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x.view(-1, INPUT_DIM)))
+
+
+def torchvision_datasets(data: aelib.Dataset, workdir: Path):
+    """The same images as torchvision datasets, as the seed loads them (raw IDX files on disk)."""
+    from torchvision import datasets, transforms
+    cls = datasets.FashionMNIST if data.name == "fashion-mnist" else datasets.MNIST
+    raw = workdir / cls.__name__ / "raw"
+    raw.mkdir(parents=True)
+    src = Path(data.location)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        if (src / stem).exists():
+            shutil.copy(src / stem, raw / stem)
+        else:
+            with gzip.open(src / f"{stem}.gz", "rb") as f_in, open(raw / stem, "wb") as f_out:
+                shutil.copyfileobj(f_in, f_out)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    return (cls(root=str(workdir), train=True, transform=transform, download=False),
+            cls(root=str(workdir), train=False, transform=transform, download=False))
+
+
+def run_seed(train_dataset, test_dataset, epochs: int) -> tuple[float, float]:
+    """The seed's train() and test() loops; returns (final test loss, seconds)."""
+    torch.manual_seed(SEED)
+    train_loader = DataLoader(train_dataset, batch_size=BATCH_SIZE, shuffle=True)
+    test_loader = DataLoader(test_dataset, batch_size=BATCH_SIZE, shuffle=False)
+    model = SeedAutoencoder()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+
+    def loss_function(recon_x, x):
+        x = (x.view(-1, INPUT_DIM) + 1) / 2
+        return F.binary_cross_entropy(recon_x, x, reduction="sum")
+
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        train_loss = 0.0
+        for data, _ in train_loader:
+            optimizer.zero_grad()
+            loss = loss_function(model(data), data)
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+        model.eval()
+        test_loss = 0.0
+        with torch.no_grad():
+            for data, _ in test_loader:
+                test_loss += loss_function(model(data), data).item()
+        test_loss /= len(test_loader.dataset)
+    return test_loss, time.perf_counter() - start
+
+
+def run_aelib(data: aelib.Dataset, epochs: int) -> tuple[float, float]:
+    aelib.seed_everything(SEED)
+    model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
+    start = time.perf_counter()
+    history = aelib.fit(model, data.x_train, data.x_test, num_epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
+                        seed=SEED, device="cpu", progress=False, verbose=False)
+    return history.test_loss[-1], time.perf_counter() - start
+
+
+def run_floor(data: aelib.Dataset, epochs: int) -> float:
+    """Only the arithmetic: the same steps and test forward passes on batches already in memory."""
+    aelib.seed_everything(SEED)
+    model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
+    optimizer = aelib.make_optimizer(model, LR)
+    x = aelib.to_float(data.x_train)
+    batches = list(x.split(BATCH_SIZE))
+    test_batches = list(aelib.to_float(data.x_test).split(4096))
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for xb in batches:
+            optimizer.zero_grad(set_to_none=True)
+            aelib.bce_loss(model(xb), xb).backward()
+            optimizer.step()
+        with torch.inference_mode():
+            for xb in test_batches:
+                aelib.bce_loss(model(xb), xb)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dataset", default="fashion-mnist", choices=aelib.data.DATASETS)
+    parser.add_argument("--data-source", default="auto", choices=aelib.data.SOURCES)
+    parser.add_argument("--skip-seed", action="store_true", help="time only aelib and the floor")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    data = aelib.load_dataset(args.dataset, source=args.data_source)
+    result = {"dataset": data.describe(), "epochs": args.epochs, "threads": torch.get_num_threads(),
+              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    result["floor_seconds"] = run_floor(data, args.epochs)
+    result["aelib_test_loss"], result["aelib_seconds"] = run_aelib(data, args.epochs)
+    if not args.skip_seed:
+        with tempfile.TemporaryDirectory() as tmp:
+            train_ds, test_ds = torchvision_datasets(data, Path(tmp))
+            result["seed_test_loss"], result["seed_seconds"] = run_seed(train_ds, test_ds, args.epochs)
+    e = args.epochs
+    print(f"{data.describe()}; {e} epochs, {result['threads']} threads, torch {torch.__version__}")
+    print(f"{'pipeline':<8} {'s/epoch':>8} {'test loss':>10}")
+    if "seed_seconds" in result:
+        print(f"{'seed':<8} {result['seed_seconds'] / e:8.2f} {result['seed_test_loss']:10.2f}")
+    print(f"{'aelib':<8} {result['aelib_seconds'] / e:8.2f} {result['aelib_test_loss']:10.2f}")
+    print(f"{'floor':<8} {result['floor_seconds'] / e:8.2f} {'':>10}")
+    if "seed_seconds" in result:
+        result["speedup"] = result["seed_seconds"] / result["aelib_seconds"]
+        result["loss_gap"] = result["aelib_test_loss"] - result["seed_test_loss"]
+        print(f"aelib is {result['speedup']:.1f}x faster than the seed pipeline "
+              f"(test loss {result['loss_gap']:+.2f} from the seed's)")
+    result["aelib_over_floor"] = result["aelib_seconds"] / result["floor_seconds"]
+    print(f"aelib takes {result['aelib_over_floor']:.2f}x the compute floor")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
