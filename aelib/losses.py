@@ -62,3 +62,36 @@ def seed_loss(recon_x: torch.Tensor, x_normalized: torch.Tensor) -> torch.Tensor
     """
     x = (x_normalized.view(-1, 784) + 1) / 2
     return F.binary_cross_entropy(recon_x, x, reduction="sum")
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, summed over the code, mean over images.
+
+    ``KL = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`` (Kingma & Welling 2014, appendix B).
+
+    Args:
+        mu: means ``(B, m)``.
+        logvar: log-variances ``(B, m)``.
+    Returns:
+        Scalar tensor.
+    """
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(f"expected mu and logvar of the same shape (B, m), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
+
+
+def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The VAE's loss: reconstruction BCE plus ``beta`` times the KL term, per image.
+
+    ``-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z))``, the expectation estimated with the one sample
+    the forward pass drew (``beta = 1`` is the ELBO; other values give the beta-VAE objective).
+
+    Args:
+        output: the :class:`aelib.models.VAEOutput` ``(logits, mu, logvar)`` of a forward pass.
+        x: targets in [0, 1], ``(B, 784)`` or ``(B, 1, 28, 28)``.
+        beta: weight of the KL term.
+    Returns:
+        Scalar tensor: mean over the batch.
+    """
+    logits, mu, logvar = output
+    return bce_loss(logits, x) + beta * gaussian_kl(mu, logvar)

@@ -8,6 +8,7 @@ https://doi.org/10.1126/science.1127647
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -79,16 +80,19 @@ class Autoencoder(nn.Module):
         tied: decoder weights are the transposed encoder weights (``W' = W^T``).
         normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
         activation: ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``"linear"`` for the hidden layers.
+        code_activation: the same choices for the code ``z`` (the seed's code is ``"linear"``; a
+            sparse autoencoder with a KL penalty needs ``"sigmoid"``).
     """
 
     _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
     def __init__(self, input_dim: int = 784, hidden_dim: int | Sequence[int] = 400,
                  latent_dim: int = 20, tied: bool = False, normalize_input: bool = True,
-                 activation: str = "relu"):
+                 activation: str = "relu", code_activation: str = "linear"):
         super().__init__()
-        if activation not in self._ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(self._ACTIVATIONS)}")
+        for value in (activation, code_activation):
+            if value not in self._ACTIVATIONS:
+                raise ValueError(f"unknown activation {value!r}: choose one of {', '.join(self._ACTIVATIONS)}")
         hidden = [hidden_dim] if isinstance(hidden_dim, int) else list(hidden_dim)
         for name, value in [("input_dim", input_dim), ("latent_dim", latent_dim)] + [("hidden_dim", h) for h in hidden]:
             if not isinstance(value, int) or value < 1:
@@ -96,7 +100,7 @@ class Autoencoder(nn.Module):
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim if isinstance(hidden_dim, int) else hidden,
                        "latent_dim": latent_dim, "tied": tied, "normalize_input": normalize_input,
-                       "activation": activation}
+                       "activation": activation, "code_activation": code_activation}
         act = self._ACTIVATIONS[activation]
         sizes = [input_dim, *hidden, latent_dim]
         enc: list[nn.Module] = [Standardize() if normalize_input else nn.Identity()]
@@ -106,6 +110,8 @@ class Autoencoder(nn.Module):
             enc.append(enc_linears[-1])
             if i < len(sizes) - 2:
                 enc.append(act())
+        if code_activation != "linear":
+            enc.append(self._ACTIVATIONS[code_activation]())
         dec: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[::-1][:-1], sizes[::-1][1:])):
             dec.append(TiedLinear(enc_linears[-1 - i]) if tied else nn.Linear(a, b))
@@ -137,3 +143,126 @@ class Autoencoder(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (a tied weight counts once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class VAEOutput(NamedTuple):
+    """What :class:`VariationalAutoencoder` returns: reconstruction logits ``(B, d)``, ``mu`` and ``logvar`` ``(B, m)``."""
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+class VariationalAutoencoder(nn.Module):
+    """Variational autoencoder with a Gaussian encoder and a Bernoulli decoder.
+
+    Kingma & Welling (2014), "Auto-Encoding Variational Bayes", https://arxiv.org/abs/1312.6114.
+    The encoder maps x to the mean ``mu`` and log-variance ``logvar`` of q(z|x); a code is drawn by
+    the reparameterization ``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)``; the decoder gives
+    logits of p(x|z). The layer sizes follow the seed (784-400-20) and pytorch/examples' VAE.
+
+    Args:
+        input_dim: pixels per image ``d``.
+        hidden_dim: width of the hidden layer of encoder and decoder.
+        latent_dim: code size ``m``.
+        normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
+    """
+
+    def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20,
+                 normalize_input: bool = True):
+        super().__init__()
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim, "latent_dim": latent_dim,
+                       "normalize_input": normalize_input}
+        self.encoder = nn.Sequential(Standardize() if normalize_input else nn.Identity(),
+                                     nn.Linear(input_dim, hidden_dim), nn.ReLU())
+        self.to_mu = nn.Linear(hidden_dim, latent_dim)
+        self.to_logvar = nn.Linear(hidden_dim, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean code ``mu`` ``(B, m)`` (deterministic; what the book plots and interpolates)."""
+        return self.encode_distribution(x)[0]
+
+    def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mu`` and ``logvar`` of q(z|x), each ``(B, m)``."""
+        h = self.encoder(flatten_images(x, self.input_dim))
+        return self.to_mu(h), self.to_logvar(h)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x|z). Args: z ``(B, m)``. Returns: ``(B, d)``."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """One sampled reconstruction. Returns :class:`VAEOutput` ``(logits, mu, logvar)``."""
+        mu, logvar = self.encode_distribution(x)
+        return VAEOutput(self.decode(self.reparameterize(mu, logvar, generator)), mu, logvar)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded mean code ``sigmoid(g(mu(x)))`` in the shape of ``x`` (no sampling)."""
+        return torch.sigmoid(self.decode(self.encode(x))).reshape(x.shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images decoded from the prior ``z ~ N(0, I)``, as probabilities ``(n, d)``."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        return torch.sigmoid(self.decode(z))
+
+
+class ConvAutoencoder(nn.Module):
+    """A small convolutional autoencoder for 28x28 images: 1→16→32 channels (stride 2), then a linear code.
+
+    Weight sharing: each 3x3 filter is applied at every position, so the encoder has ~5k convolution
+    weights where a dense first layer has 784 x 400. ``forward`` returns logits ``(B, 784)`` like
+    :class:`Autoencoder`, so the same losses and :func:`aelib.fit` apply.
+
+    Args:
+        latent_dim: code size ``m``.
+        channels: channels of the two convolution layers.
+        normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
+    """
+
+    def __init__(self, latent_dim: int = 20, channels: tuple[int, int] = (16, 32), normalize_input: bool = True):
+        super().__init__()
+        c1, c2 = channels
+        self.input_dim, self.latent_dim = 784, latent_dim
+        self.config = {"latent_dim": latent_dim, "channels": list(channels), "normalize_input": normalize_input}
+        self.encoder = nn.Sequential(
+            Standardize() if normalize_input else nn.Identity(),
+            nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(),   # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
+            nn.Flatten(), nn.Linear(c2 * 49, latent_dim))
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # (B, c1, 14, 14)
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),              # (B, 1, 28, 28)
+            nn.Flatten())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
+        return self.encoder(flatten_images(x, 784).reshape(-1, 1, 28, 28))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Args: z ``(B, m)``. Returns: logits ``(B, 784)``."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction ``(B, 784)``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities in the shape of ``x``."""
+        return torch.sigmoid(self(x)).reshape(x.shape)

@@ -21,6 +21,8 @@ from .losses import bce_loss
 from .utils import pick_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -99,12 +101,16 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 42,
         device: str | torch.device | None = None, loss_fn: LossFn = bce_loss,
         optimizer: torch.optim.Optimizer | None = None, history: History | None = None,
+        regularizer: Regularizer | None = None, corruption: Corruption | None = None,
         progress: bool = True, verbose: bool = True, check_every: int = 50,
         on_epoch_end: Callable[[int, History], None] | None = None) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
 
-    The loss minimised is ``loss_fn`` averaged over the images of a batch; Adam is invariant to the
-    scale of the loss (up to its ``eps``), so this takes the same steps as the seed's summed loss.
+    Each step minimises ``loss_fn(model(x_in), x) + regularizer(model, x_in)`` averaged over the
+    images of a batch, where ``x_in = corruption(x, generator)`` (denoising) or ``x`` itself. Adam is
+    invariant to the scale of the loss (up to its ``eps``), so this takes the same steps as the
+    seed's summed loss. All randomness inside an epoch (corruptions, a VAE's samples) is drawn from
+    generators seeded by ``(seed, epoch)``, so runs repeat exactly and resumed runs match.
     To resume, pass the restored ``optimizer`` and ``history``: training continues at epoch
     ``len(history) + 1`` and stops after epoch ``num_epochs`` (a total, not a count of new epochs),
     drawing the same permutations as an uninterrupted run.
@@ -118,9 +124,14 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         seed: seeds each epoch's permutation, ``seed * 1_000_003 + epoch``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default: where the model is.
-        loss_fn: ``loss_fn(logits, x) -> scalar``, default the seed's BCE.
+        loss_fn: ``loss_fn(model_output, x) -> scalar``, default the seed's BCE on logits (use
+            :func:`aelib.losses.negative_elbo` for a VAE).
         optimizer: an optimizer over ``model``'s parameters; default :func:`make_optimizer`.
         history: losses of the epochs already done (to resume); default a new :class:`History`.
+        regularizer: ``regularizer(model, x_in) -> penalty`` added to the training loss (sparse,
+            contractive: see :mod:`aelib.regularizers`); the reported losses include it for training
+            and leave it out for the test set.
+        corruption: ``corruption(x, generator) -> x_tilde`` applied to training inputs only.
         progress: show a tqdm progress bar per epoch.
         verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
         check_every: batches between the reads of the losses (progress bar and NaN check).
@@ -149,26 +160,34 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     for epoch in range(len(history) + 1, num_epochs + 1):
         start_time = time.perf_counter()
         model.train()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=gen).to(device)
+        epoch_seed = seed * 1_000_003 + epoch
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(device)
+        noise = torch.Generator(device=device).manual_seed(epoch_seed + 1)
         batch_losses = torch.empty(num_batches, device=device)
         bar = tqdm(range(num_batches), desc=f"epoch {epoch}/{num_epochs}", disable=not progress, leave=False)
         checked = 0
-        for i in bar:
-            xb = x[perm[i * batch_size:(i + 1) * batch_size]]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), xb)
-            loss.backward()
-            optimizer.step()
-            batch_losses[i] = loss.detach()
-            if (i + 1) % check_every == 0 or i + 1 == num_batches:
-                _check_finite(batch_losses[checked:i + 1], checked, epoch)
-                checked = i + 1
-                if progress:
-                    bar.set_postfix(loss=f"{(batch_losses[:i + 1] * sizes[:i + 1]).sum().item() / sizes[:i + 1].sum().item():.2f}")
-        history.train_loss.append((batch_losses * sizes).sum().item() / n)
-        if x_eval is not None:
-            history.test_loss.append(evaluate(model, x_eval, loss_fn))
+        rng_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices, device_type=device.type):
+            torch.manual_seed(epoch_seed)  # for modules that draw from the global generator
+            for i in bar:
+                xb = x[perm[i * batch_size:(i + 1) * batch_size]]
+                x_in = xb if corruption is None else corruption(xb, noise)
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_in), xb)
+                if regularizer is not None:
+                    loss = loss + regularizer(model, x_in)
+                loss.backward()
+                optimizer.step()
+                batch_losses[i] = loss.detach()
+                if (i + 1) % check_every == 0 or i + 1 == num_batches:
+                    _check_finite(batch_losses[checked:i + 1], checked, epoch)
+                    checked = i + 1
+                    if progress:
+                        seen = sizes[:i + 1]
+                        bar.set_postfix(loss=f"{(batch_losses[:i + 1] * seen).sum().item() / seen.sum().item():.2f}")
+            history.train_loss.append((batch_losses * sizes).sum().item() / n)
+            if x_eval is not None:
+                history.test_loss.append(evaluate(model, x_eval, loss_fn))
         history.epoch_seconds.append(time.perf_counter() - start_time)
         if verbose:
             tqdm.write(f"====> Epoch: {epoch} Average training loss: {history.train_loss[-1]:.4f}")
