@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="results", help="output folder (default results/)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue the run saved in this checkpoint up to --epochs in total")
+    t.add_argument("--amp", action="store_true", help="mixed precision forward passes (losses stay float32)")
+    t.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile the model in this mode (reduce-overhead uses CUDA graphs on a GPU)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -98,9 +102,38 @@ def _resolve(args: argparse.Namespace, saved: dict | None) -> dict:
     return settings
 
 
-def train_command(args: argparse.Namespace) -> dict:
-    """Run ``train`` with parsed arguments; return the metrics written to ``metrics.json``."""
-    device = pick_device(args.device)
+def _distributed(device_flag: str) -> tuple[int, int, torch.device]:
+    """Join the process group when started by ``torchrun``; return (rank, world size, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(device_flag)
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def train_command(args: argparse.Namespace) -> dict | None:
+    """Run ``train`` with parsed arguments; return the metrics written to ``metrics.json``.
+
+    Under ``torchrun --nproc_per_node=N -m aelib train ...`` every process trains its shard of each
+    batch; only rank 0 prints, saves checkpoints and writes figures and metrics (it returns None
+    on the other ranks).
+    """
+    rank, world, device = _distributed(args.device)
+    try:
+        return _train(args, rank, world, device)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device) -> dict | None:
+    writer = rank == 0
     state = load_checkpoint(args.resume) if args.resume else None
     cfg = _resolve(args, state["train_config"] if state else None)
     if state:
@@ -109,8 +142,9 @@ def train_command(args: argparse.Namespace) -> dict:
                 raise CheckpointError(f"--{key.replace('_', '-')} {getattr(args, key)} differs from the "
                                       f"checkpoint's {state['train_config'][key]}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(args.dataset, source=args.data_source, root=args.data_dir)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, source=args.data_source, root=args.data_dir, verbose=writer)
     seed_everything(cfg["seed"])
     model = Autoencoder(hidden_dim=cfg["hidden_dim"], latent_dim=cfg["latent_dim"]).to(device)
     optimizer = make_optimizer(model, cfg["lr"])
@@ -119,11 +153,14 @@ def train_command(args: argparse.Namespace) -> dict:
         load_model_state(model, state)
         optimizer.load_state_dict(state["optimizer_state"])
         history = History.from_dict(state["history"])
-        print(f"Resuming from {args.resume} after epoch {len(history)}")
+        if writer:
+            print(f"Resuming from {args.resume} after epoch {len(history)}")
     train_config = {**cfg, "dataset": args.dataset, "data_source": args.data_source}
     fixed = to_float(data.x_test[:8])
 
     def after_epoch(epoch: int, hist: History) -> None:
+        if not writer:
+            return
         # the seed's per-epoch picture, without its second de-normalisation: reconstruct() is in [0, 1]
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
         save_image(pair, out / f"reconstruction_{epoch}.png", nrow=8)
@@ -131,12 +168,16 @@ def train_command(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     fit(model, data.x_train, data.x_test, num_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        seed=cfg["seed"], optimizer=optimizer, history=history, progress=not args.quiet, on_epoch_end=after_epoch)
+        seed=cfg["seed"], optimizer=optimizer, history=history, amp=args.amp, compile_mode=args.compile,
+        progress=not args.quiet, on_epoch_end=after_epoch)
     wall = time.perf_counter() - start
+    if not writer:
+        return None
     if len(history) == 0:
         save_checkpoint(out / "checkpoint.pt", model, optimizer, history, train_config)
     _write_figures(model, data, history, out)
     metrics = _metrics(data, cfg, history, wall, device, model)
+    metrics.update(world_size=world, amp=args.amp, compile=args.compile)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"Wrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out}/")
     return metrics

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -102,6 +103,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         device: str | torch.device | None = None, loss_fn: LossFn = bce_loss,
         optimizer: torch.optim.Optimizer | None = None, history: History | None = None,
         regularizer: Regularizer | None = None, corruption: Corruption | None = None,
+        amp: bool = False, compile_mode: str | None = None,
         progress: bool = True, verbose: bool = True, check_every: int = 50,
         on_epoch_end: Callable[[int, History], None] | None = None) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
@@ -115,12 +117,16 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     ``len(history) + 1`` and stops after epoch ``num_epochs`` (a total, not a count of new epochs),
     drawing the same permutations as an uninterrupted run.
 
+    Under ``torch.distributed`` (``torchrun``), each process takes its shard of every global batch
+    of ``batch_size`` images, ``DistributedDataParallel`` averages the gradients, and the reported
+    training loss is that of the whole global batch; only rank 0 shows progress and prints.
+
     Args:
         model: an autoencoder returning logits ``(B, 784)`` for inputs ``(B, 784)``.
         x_train: training images ``(N, 1, 28, 28)`` uint8 or ``(N, 784)`` float in [0, 1].
         x_test: test images, evaluated after every epoch (optional).
         num_epochs: the epoch to stop after.
-        batch_size: images per step (the last batch of an epoch may be smaller).
+        batch_size: images per step, over all processes (the last batch may be smaller).
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         seed: seeds each epoch's permutation, ``seed * 1_000_003 + epoch``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default: where the model is.
@@ -132,6 +138,10 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
             contractive: see :mod:`aelib.regularizers`); the reported losses include it for training
             and leave it out for the test set.
         corruption: ``corruption(x, generator) -> x_tilde`` applied to training inputs only.
+        amp: mixed precision for the forward pass (float16 with loss scaling on CUDA, bfloat16 on
+            the CPU); the loss is still computed and reported in float32.
+        compile_mode: ``None`` (eager), or a ``torch.compile`` mode such as ``"default"`` or
+            ``"reduce-overhead"`` (CUDA graphs on a GPU).
         progress: show a tqdm progress bar per epoch.
         verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
         check_every: batches between the reads of the losses (progress bar and NaN check).
@@ -150,52 +160,135 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     input_dim = getattr(model, "input_dim", None)
     x = _check_images(x_train, "x_train", input_dim).to(device)
     x_eval = _check_images(x_test, "x_test", input_dim).to(device) if x_test is not None else None
-    optimizer = optimizer or make_optimizer(model, lr)
+    shard = _Shard.current(regularizer)
+    run = _Run(model=model, step_model=_step_model(model, shard, compile_mode, device),
+               optimizer=optimizer or make_optimizer(model, lr), loss_fn=loss_fn, regularizer=regularizer,
+               corruption=corruption, amp=amp, device=device, shard=shard, batch_size=batch_size,
+               check_every=check_every)
     history = history if history is not None else History()
-    n = len(x)
-    num_batches = (n + batch_size - 1) // batch_size
-    sizes = torch.full((num_batches,), float(batch_size), device=device)
-    sizes[-1] = n - batch_size * (num_batches - 1)
-
+    show = shard.rank == 0
     for epoch in range(len(history) + 1, num_epochs + 1):
         start_time = time.perf_counter()
-        model.train()
         epoch_seed = seed * 1_000_003 + epoch
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(device)
-        noise = torch.Generator(device=device).manual_seed(epoch_seed + 1)
-        batch_losses = torch.empty(num_batches, device=device)
-        bar = tqdm(range(num_batches), desc=f"epoch {epoch}/{num_epochs}", disable=not progress, leave=False)
-        checked = 0
-        rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices, device_type=device.type):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
             torch.manual_seed(epoch_seed)  # for modules that draw from the global generator
-            for i in bar:
-                xb = x[perm[i * batch_size:(i + 1) * batch_size]]
-                x_in = xb if corruption is None else corruption(xb, noise)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x_in), xb)
-                if regularizer is not None:
-                    loss = loss + regularizer(model, x_in)
-                loss.backward()
-                optimizer.step()
-                batch_losses[i] = loss.detach()
-                if (i + 1) % check_every == 0 or i + 1 == num_batches:
-                    _check_finite(batch_losses[checked:i + 1], checked, epoch)
-                    checked = i + 1
-                    if progress:
-                        seen = sizes[:i + 1]
-                        bar.set_postfix(loss=f"{(batch_losses[:i + 1] * seen).sum().item() / seen.sum().item():.2f}")
-            history.train_loss.append((batch_losses * sizes).sum().item() / n)
+            bar = tqdm(total=run.num_batches(len(x)), desc=f"epoch {epoch}/{num_epochs}",
+                       disable=not (progress and show), leave=False)
+            history.train_loss.append(run.epoch(x, epoch, epoch_seed, bar))
+            bar.close()
             if x_eval is not None:
                 history.test_loss.append(evaluate(model, x_eval, loss_fn))
         history.epoch_seconds.append(time.perf_counter() - start_time)
-        if verbose:
+        if verbose and show:
             tqdm.write(f"====> Epoch: {epoch} Average training loss: {history.train_loss[-1]:.4f}")
             if x_eval is not None:
                 tqdm.write(f"====> Test set loss: {history.test_loss[-1]:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
+
+
+@dataclass
+class _Shard:
+    """This process's place among ``world`` data-parallel processes (1 without torch.distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls, regularizer) -> "_Shard":
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return cls()
+        if regularizer is not None:
+            raise ValueError("regularizers call the model outside DistributedDataParallel's forward; "
+                             "train regularized models in one process")
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    def take(self, xb: torch.Tensor) -> torch.Tensor:
+        return xb if self.world == 1 else torch.tensor_split(xb, self.world)[self.rank]
+
+    def size(self, global_size: int) -> int:
+        return global_size // self.world + (1 if self.rank < global_size % self.world else 0)
+
+
+def _step_model(model: nn.Module, shard: _Shard, compile_mode: str | None, device: torch.device) -> nn.Module:
+    """The module the training steps call: the model, wrapped for DDP and compiled as asked."""
+    step_model = model
+    if shard.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(step_model, mode=compile_mode) if compile_mode else step_model
+
+
+def _float32(out):
+    """Cast a model output (a tensor or a named tuple of tensors) to float32."""
+    if isinstance(out, torch.Tensor):
+        return out.float()
+    return type(out)(*(t.float() for t in out))
+
+
+@dataclass
+class _Run:
+    """Everything one training step needs; :meth:`epoch` runs one pass over the data."""
+
+    model: nn.Module
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    regularizer: Regularizer | None
+    corruption: Corruption | None
+    amp: bool
+    device: torch.device
+    shard: _Shard
+    batch_size: int
+    check_every: int
+    scaler: torch.amp.GradScaler = field(init=False)
+
+    def __post_init__(self):
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.device.type == "cuda")
+
+    def num_batches(self, n: int) -> int:
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def step(self, xb: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        x_in = xb if self.corruption is None else self.corruption(xb, noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.amp):
+            out = self.step_model(x_in)
+        loss = self.loss_fn(_float32(out), xb)
+        if self.regularizer is not None:
+            loss = loss + self.regularizer(self.model, x_in)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def epoch(self, x: torch.Tensor, epoch: int, epoch_seed: int, bar) -> float:
+        """One pass over ``x`` in a seeded order; returns the mean training loss per image."""
+        self.model.train()
+        n, bs = len(x), self.batch_size
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(self.device)
+        noise = torch.Generator(device=self.device).manual_seed(epoch_seed + 1)
+        num_batches = self.num_batches(n)
+        sizes = torch.tensor([self.shard.size(min(bs, n - i * bs)) for i in range(num_batches)],
+                             dtype=torch.float32, device=self.device)
+        batch_losses = torch.empty(num_batches, device=self.device)
+        checked = 0
+        for i in range(num_batches):
+            xb = self.shard.take(x[perm[i * bs:(i + 1) * bs]])
+            batch_losses[i] = self.step(xb, noise)
+            bar.update(1)
+            if (i + 1) % self.check_every == 0 or i + 1 == num_batches:
+                _check_finite(batch_losses[checked:i + 1], checked, epoch)
+                checked = i + 1
+                if not bar.disable:
+                    seen = sizes[:i + 1]
+                    bar.set_postfix(loss=f"{(batch_losses[:i + 1] * seen).sum().item() / seen.sum().item():.2f}")
+        total = (batch_losses * sizes).sum()
+        if self.shard.world > 1:
+            dist.all_reduce(total)
+        return total.item() / n
 
 
 def _check_finite(losses: torch.Tensor, offset: int, epoch: int) -> None:

@@ -32,11 +32,11 @@ def test_train_one_epoch_end_to_end(tmp_path):
     assert f"{metrics['test_loss'][0]:.4f}" in proc.stdout
 
 
-def test_resume_two_plus_two_equals_four(tmp_path, capsys):
-    common = ["train", "--data-source", "embedded", "--quiet", "--hidden-dim", "64", "--latent-dim", "8"]
-    main([*common, "--epochs", "4", "--out", str(tmp_path / "full")])
-    main([*common, "--epochs", "2", "--out", str(tmp_path / "part")])
-    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "4", "--out", str(tmp_path / "part"),
+def test_resume_five_plus_five_equals_ten(tmp_path, capsys):
+    common = ["train", "--data-source", "embedded", "--quiet"]
+    main([*common, "--epochs", "10", "--out", str(tmp_path / "full")])
+    main([*common, "--epochs", "5", "--out", str(tmp_path / "part")])
+    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "10", "--out", str(tmp_path / "part"),
           "--resume", str(tmp_path / "part" / "checkpoint.pt")])
     assert "Resuming from" in capsys.readouterr().out
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
@@ -90,3 +90,32 @@ def test_missing_data_offline_exits_with_how_to_get_it(tmp_path):
     assert proc.returncode == 2
     assert "could not be loaded" in proc.stderr and "AELIB_DATA_DIR" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    """Two gloo processes, each with half of every global batch, against one process."""
+    common = ["--data-source", "embedded", "--quiet", "--epochs", "2", "--hidden-dim", "64", "--latent-dim", "8"]
+    single = run_cli("train", *common, "--out", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+    env = {**os.environ, "AELIB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "aelib", "train", *common, "--out", str(tmp_path / "two")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    # same global batches and averaged gradients: equal up to float summation order
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+    assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-4)
+    # only rank 0 printed and wrote: one data line, one set of epoch lines, one "Wrote" line
+    assert proc.stdout.count("Loaded mnist") == 1
+    assert proc.stdout.count("====> Epoch: 2 ") == 1
+    assert proc.stdout.count("Wrote ") == 1
+
+
+def test_mixed_precision_on_cpu_trains_and_reports_float32(tmp_path):
+    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "2", "--amp", "--out", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["amp"] is True
+    assert metrics["test_loss"][1] < metrics["test_loss"][0] < 300
