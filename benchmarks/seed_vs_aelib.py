@@ -126,6 +126,16 @@ def run_floor(data: aelib.Dataset, epochs: int) -> float:
     return time.perf_counter() - start
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux) and its core count."""
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    import os
+    return f"{name} ({os.cpu_count()} cores)"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -133,11 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-source", default="auto", choices=aelib.data.SOURCES)
     parser.add_argument("--skip-seed", action="store_true", help="time only aelib and the floor")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--markdown", default=None, help="also write them as a Markdown table (the book includes it)")
     args = parser.parse_args(argv)
 
     data = aelib.load_dataset(args.dataset, source=args.data_source)
     result = {"dataset": data.describe(), "epochs": args.epochs, "threads": torch.get_num_threads(),
-              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+              "cpu": cpu_name(), "torch": torch.__version__}
     result["floor_seconds"] = run_floor(data, args.epochs)
     result["aelib_test_loss"], result["aelib_seconds"] = run_aelib(data, args.epochs)
     if not args.skip_seed:
@@ -161,7 +172,28 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown_table(result, " ".join(["python benchmarks/seed_vs_aelib.py", *(argv or [])])))
     return result
+
+
+def markdown_table(result: dict, command: str) -> str:
+    """The figures as a Markdown table, with the command and machine that produced them."""
+    e = result["epochs"]
+    rows = [("seed pipeline", result.get("seed_seconds"), result.get("seed_test_loss")),
+            ("aelib.fit", result["aelib_seconds"], result["aelib_test_loss"]),
+            ("compute floor", result["floor_seconds"], None)]
+    lines = ["| pipeline | seconds per epoch | x floor | final test loss |", "|---|---:|---:|---:|"]
+    for name, seconds, loss in rows:
+        if seconds is None:
+            continue
+        loss_text = f"{loss:.2f}" if loss is not None else "(not trained to a loss)"
+        lines.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
+    lines.append("")
+    lines.append(f"{result['dataset']}; {e} epochs on {result['cpu']} with {result['threads']} threads, "
+                 f"torch {result['torch']}. Produced by `{command}`.")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
