@@ -97,6 +97,19 @@ def run_seed(train_dataset, test_dataset, epochs: int) -> tuple[float, float]:
     return test_loss, time.perf_counter() - start
 
 
+def run_loader_only(train_dataset, test_dataset, epochs: int) -> float:
+    """The seed's DataLoaders alone (PIL image, ToTensor, Normalize and collate per sample): seconds."""
+    torch.manual_seed(SEED)
+    train_loader = DataLoader(train_dataset, batch_size=BATCH_SIZE, shuffle=True)
+    test_loader = DataLoader(test_dataset, batch_size=BATCH_SIZE, shuffle=False)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for loader in (train_loader, test_loader):
+            for _batch in loader:
+                pass
+    return time.perf_counter() - start
+
+
 def run_aelib(data: aelib.Dataset, epochs: int) -> tuple[float, float]:
     aelib.seed_everything(SEED)
     model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             train_ds, test_ds = torchvision_datasets(data, Path(tmp))
             result["seed_test_loss"], result["seed_seconds"] = run_seed(train_ds, test_ds, args.epochs)
+            result["seed_loader_seconds"] = run_loader_only(train_ds, test_ds, args.epochs)
     e = args.epochs
     print(f"{data.describe()}; {e} epochs, {result['threads']} threads, torch {torch.__version__}")
     print(f"{'pipeline':<8} {'s/epoch':>8} {'test loss':>10}")
@@ -162,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{'seed':<8} {result['seed_seconds'] / e:8.2f} {result['seed_test_loss']:10.2f}")
     print(f"{'aelib':<8} {result['aelib_seconds'] / e:8.2f} {result['aelib_test_loss']:10.2f}")
     print(f"{'floor':<8} {result['floor_seconds'] / e:8.2f} {'':>10}")
+    if "seed_loader_seconds" in result:
+        print(f"the seed's DataLoaders alone take {result['seed_loader_seconds'] / e:.2f} s per epoch")
     if "seed_seconds" in result:
         result["speedup"] = result["seed_seconds"] / result["aelib_seconds"]
         result["loss_gap"] = result["aelib_test_loss"] - result["seed_test_loss"]
@@ -183,12 +199,13 @@ def markdown_table(result: dict, command: str) -> str:
     e = result["epochs"]
     rows = [("seed pipeline", result.get("seed_seconds"), result.get("seed_test_loss")),
             ("aelib.fit", result["aelib_seconds"], result["aelib_test_loss"]),
-            ("compute floor", result["floor_seconds"], None)]
+            ("compute floor", result["floor_seconds"], None),
+            ("seed's DataLoaders alone", result.get("seed_loader_seconds"), None)]
     lines = ["| pipeline | seconds per epoch | x floor | final test loss |", "|---|---:|---:|---:|"]
     for name, seconds, loss in rows:
         if seconds is None:
             continue
-        loss_text = f"{loss:.2f}" if loss is not None else "(not trained to a loss)"
+        loss_text = f"{loss:.2f}" if loss is not None else "-"
         lines.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
     lines.append("")
     lines.append(f"{result['dataset']}; {e} epochs on {result['cpu']} with {result['threads']} threads, "
