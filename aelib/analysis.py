@@ -1,0 +1,151 @@
+"""Linear autoencoders, PCA and the angles between subspaces.
+
+A linear autoencoder trained with squared error spans the same subspace as the top principal
+components: Bourlard & Kamp (1988), "Auto-association by multilayer perceptrons and singular value
+decomposition", https://doi.org/10.1007/BF00332918; Baldi & Hornik (1989), "Neural networks and
+principal component analysis: learning from examples without local minima",
+https://doi.org/10.1016/0893-6080(89)90014-2. Principal angles follow Knyazev & Argentati (2002),
+"Principal angles between subspaces in an A-based scalar product", https://doi.org/10.1137/S1064827500377332
+(the algorithm of ``scipy.linalg.subspace_angles``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .data import to_float
+from .models import flatten_images
+
+
+class PCA(NamedTuple):
+    """The top principal components of a data set (book: eq. ``02-eckart-young``).
+
+    Attributes:
+        mean: the data mean, ``(d,)``.
+        components: orthonormal principal directions as rows, ``(m, d)``, largest variance first.
+        explained_variance: the variance along each direction, ``(m,)`` (divided by ``N - 1``).
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained_variance: torch.Tensor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates along the components. Args: x ``(B, d)`` or images. Returns: z ``(B, m)``."""
+        return (_rows(x) - self.mean) @ self.components.T
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Back to pixel space. Args: z ``(B, m)``. Returns: ``(B, d)``."""
+        return self.mean + z @ self.components
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Orthogonal projection onto the affine PCA subspace, in the shape of ``x``."""
+        return self.decode(self.encode(x)).reshape(x.shape)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """``(N, d)`` floats: uint8 images scaled by :func:`aelib.to_float`, float data kept in its dtype."""
+    return x.reshape(len(x), -1) if x.is_floating_point() else to_float(x)
+
+
+def pca(x: torch.Tensor, m: int) -> PCA:
+    """Principal component analysis by the SVD of the centred data (Pearson 1901).
+
+    Args:
+        x: data ``(N, d)`` or images ``(N, 1, 28, 28)`` (uint8 images are scaled to [0, 1]).
+        m: how many components to keep, ``1 <= m <= min(N, d)``.
+    Returns:
+        A :class:`PCA` with ``mean (d,)``, ``components (m, d)`` and ``explained_variance (m,)``,
+        in the dtype of ``x`` (float32 for uint8 images).
+    """
+    x = _rows(x)
+    n, d = x.shape
+    if not isinstance(m, int) or not 1 <= m <= min(n, d):
+        raise ValueError(f"m must be an integer in [1, {min(n, d)}] for data of shape {(n, d)}, got {m!r}")
+    mean = x.mean(0)
+    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    return PCA(mean, vh[:m], s[:m] ** 2 / max(n - 1, 1))
+
+
+def _orthonormal_basis(a: torch.Tensor, name: str) -> torch.Tensor:
+    if a.dim() != 2:
+        raise ValueError(f"expected {name} as a matrix (d, k) whose columns span a subspace, "
+                         f"got shape {tuple(a.shape)}")
+    u, s, _ = torch.linalg.svd(a.detach().double(), full_matrices=False)
+    tol = max(a.shape) * torch.finfo(torch.float64).eps * (s[0] if len(s) else 0.0)
+    return u[:, s > tol]
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles between the column spaces of ``a`` and ``b``, smallest first, in radians.
+
+    Book: eq. ``02-principal-angles``. The cosines are the singular values of ``Q_a^T Q_b`` for orthonormal bases ``Q_a``, ``Q_b``;
+    angles whose cosine is near 1 are taken from the sines instead, which stay accurate there.
+
+    Args:
+        a: ``(d, p)``; its columns span the first subspace (they need not be orthonormal).
+        b: ``(d, q)``; its columns span the second subspace.
+    Returns:
+        float64 tensor of ``min(rank a, rank b)`` angles in ``[0, pi/2]``, ascending.
+    """
+    qa, qb = _orthonormal_basis(a, "a"), _orthonormal_basis(b, "b")
+    if qa.shape[0] != qb.shape[0]:
+        raise ValueError(f"a and b must have the same number of rows, got {qa.shape[0]} and {qb.shape[0]}")
+    if qa.shape[1] < qb.shape[1]:
+        qa, qb = qb, qa
+    cosines = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)  # descending: angles ascending
+    sines = torch.linalg.svdvals(qb - qa @ (qa.T @ qb)).clamp(-1.0, 1.0).flip(0)  # ascending
+    return torch.where(cosines ** 2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))
+
+
+class LinearAutoencoder(nn.Module):
+    """The purely linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
+
+    Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
+    :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
+    themselves: train it with :func:`aelib.mse_loss`; :meth:`reconstruct` applies no sigmoid.
+
+    Args:
+        input_dim: ``d``, values per input.
+        latent_dim: ``m``, the code size (``m < d`` is undercomplete, ``m >= d`` overcomplete).
+        bias: give both maps a bias.
+        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before encoding
+            and added back after decoding; default zeros. Centring changes no reachable function
+            when ``bias`` is on, but it makes gradient descent far better conditioned.
+    """
+
+    def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
+                 center: torch.Tensor | None = None):
+        super().__init__()
+        for name, value in [("input_dim", input_dim), ("latent_dim", latent_dim)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        center = torch.zeros(input_dim) if center is None else _rows(center.reshape(1, -1))[0].detach().clone()
+        if center.shape != (input_dim,):
+            raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.register_buffer("center", center.float())
+        self.encoder = nn.Linear(input_dim, latent_dim, bias=bias)
+        self.decoder = nn.Linear(latent_dim, input_dim, bias=bias)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: z ``(B, m)``."""
+        return self.encoder(flatten_images(x, self.input_dim) - self.center)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction. Args: z ``(B, m)``. Returns: x_hat ``(B, d)``."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z) + self.center
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: x_hat ``(B, d)``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction in the shape of ``x`` (no sigmoid: the output layer is linear)."""
+        return self(x).reshape(x.shape)
