@@ -252,17 +252,6 @@ class ConvAutoencoder(nn.Module):
         """Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
         return self.encoder(flatten_images(x, 784).reshape(-1, 1, 28, 28))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Args: z ``(B, m)``. Returns: logits ``(B, 784)``."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.decoder(z)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the reconstruction ``(B, 784)``."""
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities in the shape of ``x``."""
-        return torch.sigmoid(self(x)).reshape(x.shape)
+    decode = Autoencoder.decode
+    forward = Autoencoder.forward
+    reconstruct = Autoencoder.reconstruct
