@@ -1,0 +1,10 @@
+"""Root pytest configuration, shared by the unit tests and the notebooks run through nbval."""
+import os
+
+import matplotlib
+
+# nbval starts the notebooks' Jupyter kernels with this process's environment. A MPLBACKEND such
+# as "Agg" would replace the kernels' inline backend, so figure cells would lose the outputs
+# stored with them and fail. The kernels get their default; this process draws off screen.
+os.environ.pop("MPLBACKEND", None)
+matplotlib.use("Agg")
