@@ -17,11 +17,11 @@ Full Fashion-MNIST (60k/10k) is the default: it is the one full-size set availab
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
+import os
 import platform
-import shutil
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -50,30 +50,43 @@ class SeedAutoencoder(nn.Module):
         return self.decoder(self.encoder(x.view(-1, INPUT_DIM)))
 
 
+def write_idx(path: Path, array: torch.Tensor) -> None:
+    """Write a uint8 tensor as an uncompressed IDX file, the format torchvision's MNIST classes read."""
+    array = array.to(torch.uint8).contiguous()
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.dim()) + struct.pack(f">{array.dim()}I", *array.shape)
+    path.write_bytes(header + array.numpy().tobytes())
+
+
 def torchvision_datasets(data: aelib.Dataset, workdir: Path):
-    """The same images as torchvision datasets, as the seed loads them (raw IDX files on disk)."""
+    """The same images as torchvision datasets, read from raw IDX files on disk as the seed reads them."""
     from torchvision import datasets, transforms
     cls = datasets.FashionMNIST if data.name == "fashion-mnist" else datasets.MNIST
     raw = workdir / cls.__name__ / "raw"
     raw.mkdir(parents=True)
-    src = Path(data.location)
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        if (src / stem).exists():
-            shutil.copy(src / stem, raw / stem)
-        else:
-            with gzip.open(src / f"{stem}.gz", "rb") as f_in, open(raw / stem, "wb") as f_out:
-                shutil.copyfileobj(f_in, f_out)
+    write_idx(raw / "train-images-idx3-ubyte", data.x_train.squeeze(1))
+    write_idx(raw / "train-labels-idx1-ubyte", data.y_train)
+    write_idx(raw / "t10k-images-idx3-ubyte", data.x_test.squeeze(1))
+    write_idx(raw / "t10k-labels-idx1-ubyte", data.y_test)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     return (cls(root=str(workdir), train=True, transform=transform, download=False),
             cls(root=str(workdir), train=False, transform=transform, download=False))
 
 
-def run_seed(train_dataset, test_dataset, epochs: int) -> tuple[float, float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def run_seed(train_dataset, test_dataset, epochs: int, seed: int = SEED,
+             device: torch.device = torch.device("cpu")) -> tuple[float, float]:
     """The seed's train() and test() loops; returns (final test loss, seconds)."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     train_loader = DataLoader(train_dataset, batch_size=BATCH_SIZE, shuffle=True)
     test_loader = DataLoader(test_dataset, batch_size=BATCH_SIZE, shuffle=False)
-    model = SeedAutoencoder()
+    model = SeedAutoencoder().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
 
     def loss_function(recon_x, x):
@@ -85,6 +98,7 @@ def run_seed(train_dataset, test_dataset, epochs: int) -> tuple[float, float]:
         model.train()
         train_loss = 0.0
         for data, _ in train_loader:
+            data = data.to(device)
             optimizer.zero_grad()
             loss = loss_function(model(data), data)
             loss.backward()
@@ -94,8 +108,10 @@ def run_seed(train_dataset, test_dataset, epochs: int) -> tuple[float, float]:
         test_loss = 0.0
         with torch.no_grad():
             for data, _ in test_loader:
+                data = data.to(device)
                 test_loss += loss_function(model(data), data).item()
         test_loss /= len(test_loader.dataset)
+    synchronize(device)
     return test_loss, time.perf_counter() - start
 
 
@@ -112,23 +128,26 @@ def run_loader_only(train_dataset, test_dataset, epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def run_aelib(data: aelib.Dataset, epochs: int) -> tuple[float, float]:
-    aelib.seed_everything(SEED)
+def run_aelib(data: aelib.Dataset, epochs: int, seed: int = SEED,
+              device: torch.device = torch.device("cpu")) -> tuple[float, float]:
+    aelib.seed_everything(seed)
     model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
     start = time.perf_counter()
     history = aelib.fit(model, data.x_train, data.x_test, num_epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                        seed=SEED, device="cpu", progress=False, verbose=False)
+                        seed=seed, device=device, progress=False, verbose=False)
+    synchronize(device)
     return history.test_loss[-1], time.perf_counter() - start
 
 
-def run_floor(data: aelib.Dataset, epochs: int) -> float:
+def run_floor(data: aelib.Dataset, epochs: int, device: torch.device = torch.device("cpu")) -> float:
     """Only the arithmetic: the same steps and test forward passes on batches already in memory."""
     aelib.seed_everything(SEED)
-    model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
+    model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM).to(device)
     optimizer = aelib.make_optimizer(model, LR)
-    x = aelib.to_float(data.x_train)
+    x = aelib.to_float(data.x_train).to(device)
     batches = list(x.split(BATCH_SIZE))
-    test_batches = list(aelib.to_float(data.x_test).split(4096))
+    test_batches = list(aelib.to_float(data.x_test).to(device).split(4096))
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(epochs):
         for xb in batches:
@@ -138,16 +157,20 @@ def run_floor(data: aelib.Dataset, epochs: int) -> float:
         with torch.inference_mode():
             for xb in test_batches:
                 aelib.bce_loss(model(xb), xb)
+    synchronize(device)
     return time.perf_counter() - start
 
 
-def cpu_name() -> str:
-    """The processor's model name (from /proc/cpuinfo on Linux) and its core count."""
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the processor's model name (from /proc/cpuinfo on Linux) and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({platform.machine()})"
     try:
         name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine()
-    import os
     return f"{name} ({os.cpu_count()} cores)"
 
 
@@ -156,30 +179,46 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dataset", default="fashion-mnist", choices=aelib.data.DATASETS)
     parser.add_argument("--data-source", default="auto", choices=aelib.data.SOURCES)
+    parser.add_argument("--device", default="cpu", help="cpu (the default), cuda, mps or auto")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="time aelib and the floor this many times each, alternating, and keep the medians")
+                        help="run each pipeline this many times, alternating, with seeds 42, 43, ...; "
+                             "report the median time and the median and range of the final test loss")
     parser.add_argument("--skip-seed", action="store_true", help="time only aelib and the floor")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--markdown", default=None, help="also write them as a Markdown table (the book includes it)")
     args = parser.parse_args(argv)
 
+    try:
+        device = aelib.pick_device(args.device)
+    except (ValueError, aelib.utils.DeviceUnavailableError) as err:
+        parser.error(str(err))
     data = aelib.load_dataset(args.dataset, source=args.data_source)
     result = {"dataset": data.describe(), "epochs": args.epochs, "threads": torch.get_num_threads(),
-              "cpu": cpu_name(), "torch": torch.__version__}
-    floor_times, aelib_times = [], []
-    for _ in range(max(1, args.repeats)):
-        floor_times.append(run_floor(data, args.epochs))
-        result["aelib_test_loss"], seconds = run_aelib(data, args.epochs)
-        aelib_times.append(seconds)
-    result["floor_seconds"], result["aelib_seconds"] = statistics.median(floor_times), statistics.median(aelib_times)
-    result["floor_runs"], result["aelib_runs"] = floor_times, aelib_times
-    if not args.skip_seed:
-        with tempfile.TemporaryDirectory() as tmp:
-            train_ds, test_ds = torchvision_datasets(data, Path(tmp))
-            result["seed_test_loss"], result["seed_seconds"] = run_seed(train_ds, test_ds, args.epochs)
+              "device": str(device), "device_name": device_name(device), "torch": torch.__version__}
+    seeds = [SEED + i for i in range(max(1, args.repeats))]
+    runs = {"floor": [], "aelib": [], "seed": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        train_ds, test_ds = (None, None) if args.skip_seed else torchvision_datasets(data, Path(tmp))
+        for seed in seeds:
+            runs["floor"].append((None, run_floor(data, args.epochs, device)))
+            runs["aelib"].append(run_aelib(data, args.epochs, seed, device))
+            if not args.skip_seed:
+                runs["seed"].append(run_seed(train_ds, test_ds, args.epochs, seed, device))
+        if not args.skip_seed:
             result["seed_loader_seconds"] = run_loader_only(train_ds, test_ds, args.epochs)
+    result["seeds"] = seeds
+    for name, values in runs.items():
+        if not values:
+            continue
+        losses, times = [v[0] for v in values], [v[1] for v in values]
+        result[f"{name}_runs_seconds"] = times
+        result[f"{name}_seconds"] = statistics.median(times)
+        if name != "floor":
+            result[f"{name}_runs_test_loss"] = losses
+            result[f"{name}_test_loss"] = statistics.median(losses)
     e = args.epochs
-    print(f"{data.describe()}; {e} epochs, {result['threads']} threads, torch {torch.__version__}")
+    print(f"{data.describe()}; {e} epochs on {result['device_name']}, {result['threads']} CPU threads, "
+          f"torch {torch.__version__}")
     print(f"{'pipeline':<8} {'s/epoch':>8} {'test loss':>10}")
     if "seed_seconds" in result:
         print(f"{'seed':<8} {result['seed_seconds'] / e:8.2f} {result['seed_test_loss']:10.2f}")
@@ -191,7 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
         result["speedup"] = result["seed_seconds"] / result["aelib_seconds"]
         result["loss_gap"] = result["aelib_test_loss"] - result["seed_test_loss"]
         print(f"aelib is {result['speedup']:.1f}x faster than the seed pipeline "
-              f"(test loss {result['loss_gap']:+.2f} from the seed's)")
+              f"(median test loss {result['loss_gap']:+.2f} from the seed's)")
+        for name in ("seed", "aelib"):
+            losses = result[f"{name}_runs_test_loss"]
+            print(f"  {name} final test losses over seeds {seeds}: " + ", ".join(f"{v:.2f}" for v in losses))
     result["aelib_over_floor"] = result["aelib_seconds"] / result["floor_seconds"]
     print(f"aelib takes {result['aelib_over_floor']:.2f}x the compute floor")
     if args.json:
@@ -211,17 +253,24 @@ def markdown_table(result: dict, command: str) -> str:
             ("aelib.fit", result["aelib_seconds"], result["aelib_test_loss"]),
             ("compute floor", result["floor_seconds"], None),
             ("seed's DataLoaders alone", result.get("seed_loader_seconds"), None)]
-    lines = ["| pipeline | seconds per epoch | x floor | final test loss |", "|---|---:|---:|---:|"]
+    lines = ["| pipeline | seconds per epoch | × floor | final test loss |", "|---|---:|---:|---:|"]
     for name, seconds, loss in rows:
         if seconds is None:
             continue
         loss_text = f"{loss:.2f}" if loss is not None else "-"
         lines.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
     lines.append("")
-    repeats = len(result.get("aelib_runs", [None]))
-    lines.append(f"{result['dataset']}; {e} epochs on {result['cpu']} with {result['threads']} threads, "
-                 f"torch {result['torch']}; aelib and the floor are medians of {repeats} alternating runs, "
-                 f"the seed's pipeline one run. Produced by `{command}`.")
+    seeds = result["seeds"]
+    where = result["device_name"] if result["device"] == "cpu" else f"{result['device_name']} ({result['device']})"
+    lines.append(f"{result['dataset']}; {e} epochs on {where} with {result['threads']} CPU threads, "
+                 f"torch {result['torch']}. Times and losses are medians over {len(seeds)} runs with seeds "
+                 f"{', '.join(map(str, seeds))} (the pipelines alternate); the loader row is one run.")
+    for name, label in (("seed", "the seed pipeline"), ("aelib", "aelib.fit")):
+        if f"{name}_runs_test_loss" in result:
+            values = result[f"{name}_runs_test_loss"]
+            lines.append(f"Final test losses of {label}, one per seed: "
+                         f"{', '.join(f'{v:.2f}' for v in values)}.")
+    lines.append(f"Produced by `{command}`.")
     return "\n".join(lines) + "\n"
 
 
