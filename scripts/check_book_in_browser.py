@@ -6,7 +6,8 @@
 
 For each page it waits for MathJax, then fails if visible text still holds raw ``$$``, ``\\(`` or
 ``\\[`` TeX, if math elements were not typeset (no ``mjx-container``), if MathJax reports a TeX
-error, or if a local ``<img>`` did not load (``naturalWidth`` 0). Screenshots of whole pages go
+error, if a local ``<img>`` did not load (``naturalWidth`` 0), or if a widget shows as text (its
+Python repr or an error) instead of being drawn. Screenshots of whole pages go
 to ``_build/screenshots/``. The machine may be offline: MathJax 3 (npm package ``mathjax@3``) is
 installed once into ``~/.cache/aelib-book/`` (``$AELIB_BOOK_CACHE``) and served on 127.0.0.1 in
 place of the CDN; other outside hosts are blocked, and outside images (the Colab badge) are listed
@@ -37,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-PAGES = ("book/intro.html", "notebooks/02_encoder_decoder_objective.html")
+PAGES = ("book/intro.html", "notebooks/02_encoder_decoder_objective.html",
+         "notebooks/07_latent_explorer.html", "book/scaling.html")
 CACHE = Path(os.environ.get("AELIB_BOOK_CACHE") or Path.home() / ".cache" / "aelib-book")
 MATHJAX_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/mathjax@3[^/\"']*/es5/")
 MATHJAX_PREFIX = "/__mathjax__/"
@@ -89,8 +91,15 @@ CHECK_JS = r"""
       return NodeFilter.FILTER_ACCEPT;
     }});
   const rawTex = [];
+  // a widget that failed to render shows its Python repr or an error text instead
+  const widgetText = /(^|\n)\s*(interactive|VBox|HBox|Box|IntSlider|FloatSlider|Image|Output|Label)\(|Error (displaying|rendering) widget|Loading widget/;
+  const rawWidgets = [];
   for (let node; (node = walker.nextNode());) {
     if (/\$\$|\\\(|\\\[/.test(node.nodeValue)) rawTex.push(node.nodeValue.trim().slice(0, 120));
+    if (widgetText.test(node.nodeValue)) rawWidgets.push(node.nodeValue.trim().slice(0, 120));
+  }
+  for (const el of document.querySelectorAll(".cell_output pre, .output pre")) {
+    if (visible(el) && widgetText.test(el.textContent)) rawWidgets.push(el.textContent.trim().slice(0, 120));
   }
   return {
     title: document.title,
@@ -102,6 +111,7 @@ CHECK_JS = r"""
                       .map((el) => el.textContent.trim().slice(0, 80)),
     texErrors,
     rawTex,
+    rawWidgets,
     images: imgs.length,
     brokenImages: imgs.filter((img) => isLocal(img) && img.naturalWidth === 0)
                       .map((img) => img.getAttribute("src")),
@@ -299,6 +309,8 @@ def problems(report: dict) -> list[str]:
         found.append(f"{len(report['untypeset'])} math elements not typeset, e.g. {report['untypeset'][:3]}")
     if report["texErrors"]:
         found.append(f"TeX errors shown by MathJax: {report['texErrors'][:5]}")
+    if report["rawWidgets"]:
+        found.append(f"widgets shown as text instead of drawn: {report['rawWidgets'][:5]}")
     if report["rawTex"]:
         found.append(f"raw TeX in the visible text: {report['rawTex'][:5]}")
     if report["brokenImages"]:
