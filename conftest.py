@@ -8,3 +8,7 @@ import matplotlib
 # stored with them and fail. The kernels get their default; this process draws off screen.
 os.environ.pop("MPLBACKEND", None)
 matplotlib.use("Agg")
+
+# The notebooks' stored outputs were computed on a CPU, and a GPU gives other last digits: make
+# aelib.pick_device("auto") choose the CPU in the kernels too, unless the caller chose otherwise.
+os.environ.setdefault("AELIB_DEVICE", "cpu")

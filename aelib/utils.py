@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -37,7 +38,10 @@ def _mps_available() -> bool:
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"``, ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"mps"`` to a torch device.
 
-    ``"auto"`` prefers CUDA, then Apple's MPS, then the CPU.
+    ``"auto"`` prefers CUDA, then Apple's MPS, then the CPU, unless the environment variable
+    ``AELIB_DEVICE`` names a device: then ``"auto"`` means that one. The test suite sets
+    ``AELIB_DEVICE=cpu`` so that the notebooks replay on the CPU, where their stored outputs
+    were computed, even on a machine with a GPU.
 
     Raises:
         DeviceUnavailableError: the device was asked for but this machine has none.
@@ -48,6 +52,11 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     kind = device.split(":")[0]
     if kind not in DEVICES:
         raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if kind == "auto" and os.environ.get("AELIB_DEVICE", "auto") != "auto":
+        try:
+            return pick_device(os.environ["AELIB_DEVICE"])
+        except ValueError as err:
+            raise type(err)(f"AELIB_DEVICE: {err}") from None
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -85,14 +85,27 @@ def test_bad_architecture_arguments(kwargs):
         aelib.Autoencoder(**kwargs)
 
 
-def test_pick_device():
+def test_pick_device(monkeypatch):
     assert aelib.pick_device("cpu") == torch.device("cpu")
+    monkeypatch.delenv("AELIB_DEVICE", raising=False)
     assert aelib.pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="unknown device"):
         aelib.pick_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             aelib.pick_device("cuda")
+
+
+def test_pick_device_honours_aelib_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("AELIB_DEVICE", raising=False)
+    assert aelib.pick_device("auto") == torch.device("cuda")
+    monkeypatch.setenv("AELIB_DEVICE", "cpu")  # the test suite's setting wins over a GPU
+    assert aelib.pick_device("auto") == torch.device("cpu")
+    assert aelib.pick_device("cuda") == torch.device("cuda")  # an explicit device is not overridden
+    monkeypatch.setenv("AELIB_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="AELIB_DEVICE"):
+        aelib.pick_device("auto")
 
 
 def test_seed_everything_makes_init_repeatable():
