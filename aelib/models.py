@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .utils import draw
+
 
 def flatten_images(x: torch.Tensor, input_dim: int) -> torch.Tensor:
     """Accept ``(B, input_dim)`` or ``(B, 1, H, W)`` with ``H * W == input_dim``; return ``(B, input_dim)``.
@@ -192,7 +194,7 @@ class VariationalAutoencoder(nn.Module):
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = draw("normal", mu.shape, generator, mu.device, mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -215,7 +217,7 @@ class VariationalAutoencoder(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images decoded from the prior ``z ~ N(0, I)``, as probabilities ``(n, d)``."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        z = draw("normal", (n, self.latent_dim), generator, device)
         return torch.sigmoid(self.decode(z))
 
 

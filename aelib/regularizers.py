@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .models import Standardize, flatten_images
+from .utils import draw
 
 # --- penalties on the code -------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class GaussianNoise:
         self.std = std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = draw("normal", x.shape, generator, x.device, x.dtype)
         return (x + self.std * noise).clamp(0, 1)
 
 
@@ -160,7 +161,7 @@ class MaskingNoise:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.p
+        keep = draw("uniform", x.shape, generator, x.device) >= self.p
         return x * keep
 
 
@@ -171,7 +172,7 @@ class SaltAndPepper:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        u = torch.rand(x.shape, generator=generator, device=x.device)
+        u = draw("uniform", x.shape, generator, x.device)
         hit = u < self.p
         salt = u < self.p / 2  # half of the hits become white, half black
         return torch.where(hit, salt.to(x.dtype), x)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -111,8 +112,9 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     Each step minimises ``loss_fn(model(x_in), x) + regularizer(model, x_in)`` averaged over the
     images of a batch, where ``x_in = corruption(x, generator)`` (denoising) or ``x`` itself. Adam is
     invariant to the scale of the loss (up to its ``eps``), so this takes the same steps as the
-    seed's summed loss. All randomness inside an epoch (corruptions, a VAE's samples) is drawn from
-    generators seeded by ``(seed, epoch)``, so runs repeat exactly and resumed runs match.
+    seed's summed loss. All randomness inside an epoch is drawn from generators seeded by
+    ``(seed, epoch)``: the order of the images, the corruptions and a VAE's samples each from a
+    stream of its own, so runs repeat exactly, resumed runs match, and no two streams coincide.
     To resume, pass the restored ``optimizer`` and ``history``: training continues at epoch
     ``len(history) + 1`` and stops after epoch ``num_epochs`` (a total, not a count of new epochs),
     drawing the same permutations as an uninterrupted run.
@@ -128,7 +130,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         num_epochs: the epoch to stop after.
         batch_size: images per step, over all processes (the last batch may be smaller).
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
-        seed: seeds each epoch's permutation, ``seed * 1_000_003 + epoch``.
+        seed: seeds each epoch's permutation (with ``seed * 1_000_003 + epoch``) and random streams.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default: where the model is.
         loss_fn: ``loss_fn(model_output, x) -> scalar``, default the seed's BCE on logits (use
             :func:`aelib.losses.negative_elbo` for a VAE).
@@ -169,12 +171,14 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     show = shard.rank == 0
     for epoch in range(len(history) + 1, num_epochs + 1):
         start_time = time.perf_counter()
-        epoch_seed = seed * 1_000_003 + epoch
+        epoch_seed = seed * 1_000_003 + epoch  # the order of the images
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
-            torch.manual_seed(epoch_seed)  # for modules that draw from the global generator
+            # modules that draw from the global generator (the VAE's eps) get a stream of their own,
+            # different on every process under DDP
+            torch.manual_seed(epoch_seed if shard.rank == 0 else _stream_seed(seed, epoch, 2 + shard.rank))
             bar = tqdm(total=run.num_batches(len(x)), desc=f"epoch {epoch}/{num_epochs}",
                        disable=not (progress and show), leave=False)
-            history.train_loss.append(run.epoch(x, epoch, epoch_seed, bar))
+            history.train_loss.append(run.epoch(x, epoch, epoch_seed, _stream_seed(seed, epoch, 1), bar))
             bar.close()
             if x_eval is not None:
                 history.test_loss.append(evaluate(model, x_eval, loss_fn))
@@ -250,34 +254,52 @@ class _Run:
     def num_batches(self, n: int) -> int:
         return (n + self.batch_size - 1) // self.batch_size
 
-    def step(self, xb: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
-        x_in = xb if self.corruption is None else self.corruption(xb, noise)
+    def step(self, xb: torch.Tensor, x_in: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        """One optimizer step; returns the mean loss per image (0 for an empty shard).
+
+        Args:
+            xb: the clean targets ``(b, d)``.
+            x_in: the model's inputs ``(b, d)``: ``xb`` itself, or its corrupted copy.
+            weight: scales the loss before ``backward``. Under DDP a process whose shard holds ``b``
+                of a global batch of ``B`` images uses ``b * world / B``, so that the gradient DDP
+                averages over the processes is the gradient of the mean loss over the global batch.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.amp):
             out = self.step_model(x_in)
-        loss = self.loss_fn(_float32(out), xb)
+        if len(xb) == 0:  # a DDP shard of a last batch smaller than the world: join the all-reduce with zeros
+            loss = sum(t.sum() for t in ([out] if isinstance(out, torch.Tensor) else out)) * 0.0
+        else:
+            loss = self.loss_fn(_float32(out), xb)
         if self.regularizer is not None:
             loss = loss + self.regularizer(self.model, x_in)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
 
-    def epoch(self, x: torch.Tensor, epoch: int, epoch_seed: int, bar) -> float:
-        """One pass over ``x`` in a seeded order; returns the mean training loss per image."""
+    def epoch(self, x: torch.Tensor, epoch: int, order_seed: int, noise_seed: int, bar) -> float:
+        """One pass over ``x`` in a seeded order; returns the mean training loss per image.
+
+        A corruption is applied to the whole global batch before it is split among DDP processes,
+        so one process and several see the same noisy images.
+        """
         self.model.train()
         n, bs = len(x), self.batch_size
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(self.device)
-        noise = torch.Generator(device=self.device).manual_seed(epoch_seed + 1)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(order_seed)).to(self.device)
+        noise = torch.Generator(device=self.device).manual_seed(noise_seed)
         num_batches = self.num_batches(n)
         sizes = torch.tensor([self.shard.size(min(bs, n - i * bs)) for i in range(num_batches)],
                              dtype=torch.float32, device=self.device)
         batch_losses = torch.empty(num_batches, device=self.device)
         checked = 0
         for i in range(num_batches):
-            xb = self.shard.take(x[perm[i * bs:(i + 1) * bs]])
-            batch_losses[i] = self.step(xb, noise)
+            global_batch = x[perm[i * bs:(i + 1) * bs]]
+            x_in = global_batch if self.corruption is None else self.corruption(global_batch, noise)
+            xb = self.shard.take(global_batch)
+            weight = len(xb) * self.shard.world / len(global_batch)
+            batch_losses[i] = self.step(xb, self.shard.take(x_in), weight)
             bar.update(1)
             if (i + 1) % self.check_every == 0 or i + 1 == num_batches:
                 _check_finite(batch_losses[checked:i + 1], checked, epoch)
@@ -289,6 +311,11 @@ class _Run:
         if self.shard.world > 1:
             dist.all_reduce(total)
         return total.item() / n
+
+
+def _stream_seed(seed: int, epoch: int, stream: int) -> int:
+    """A seed for one random stream of one epoch, independent of every other (seed, epoch, stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
 def _check_finite(losses: torch.Tensor, offset: int, epoch: int) -> None:

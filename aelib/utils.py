@@ -68,3 +68,27 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceUnavailableError(f"device {device!r} was asked for but Apple's MPS is not "
                                      "available here; use --device cpu or --device auto")
     return torch.device(device)
+
+
+def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str,
+         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Random numbers drawn on ``generator``'s device, then moved to ``device``.
+
+    torch requires a generator to live on the device it draws on; drawing where the generator lives
+    lets a CPU generator (such as the one :func:`seed_everything` returns) drive tensors on a GPU,
+    with the same numbers on every device.
+
+    Args:
+        kind: ``"normal"`` (``torch.randn``) or ``"uniform"`` (``torch.rand``, in [0, 1)).
+        shape: the shape of the result.
+        generator: a ``torch.Generator``, or None for the global generator of ``device``.
+        device: where the result goes.
+        dtype: a floating dtype.
+    Returns:
+        A tensor of ``shape`` on ``device``.
+    """
+    if kind not in ("normal", "uniform"):
+        raise ValueError(f"kind must be 'normal' or 'uniform', got {kind!r}")
+    source = generator.device if generator is not None else device
+    fn = torch.randn if kind == "normal" else torch.rand
+    return fn(shape, generator=generator, device=source, dtype=dtype).to(device)

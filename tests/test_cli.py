@@ -92,9 +92,16 @@ def test_missing_data_offline_exits_with_how_to_get_it(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_torchrun_two_processes_match_one_process(tmp_path):
-    """Two gloo processes, each with half of every global batch, against one process."""
-    common = ["--data-source", "embedded", "--quiet", "--epochs", "2", "--hidden-dim", "64", "--latent-dim", "8"]
+@pytest.mark.parametrize("batch_size, epochs", [(128, 2), (3, 1)], ids=["even-shards", "uneven-and-empty-shards"])
+def test_torchrun_two_processes_match_one_process(tmp_path, batch_size, epochs):
+    """Two gloo processes, each with its share of every global batch, against one process.
+
+    With 3 images per batch the shards hold 2 and 1 images, so each process's mean loss must be
+    weighted by its share (4/3 and 2/3) for DDP's average to be the global batch's gradient; and
+    4,000 = 1,333 * 3 + 1 leaves a last batch of one image, so the second process's shard is empty.
+    """
+    common = ["--data-source", "embedded", "--quiet", "--epochs", str(epochs), "--hidden-dim", "64",
+              "--latent-dim", "8", "--batch-size", str(batch_size)]
     single = run_cli("train", *common, "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "AELIB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -110,7 +117,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-4)
     # only rank 0 printed and wrote: one data line, one set of epoch lines, one "Wrote" line
     assert proc.stdout.count("Loaded mnist") == 1
-    assert proc.stdout.count("====> Epoch: 2 ") == 1
+    assert proc.stdout.count(f"====> Epoch: {epochs} ") == 1
     assert proc.stdout.count("Wrote ") == 1
 
 

@@ -115,3 +115,13 @@ def test_seed_everything_makes_init_repeatable():
     assert torch.equal(a, aelib.Autoencoder().encoder[1].weight)
     with pytest.raises(ValueError):
         aelib.seed_everything(-1)
+
+
+def test_draw_uses_the_generators_device_and_moves_the_result():
+    from aelib.utils import draw
+    expected = torch.randn(3, 4, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(draw("normal", (3, 4), torch.Generator().manual_seed(5), "cpu"), expected)
+    moved = draw("uniform", (3, 4), torch.Generator().manual_seed(5), "meta")  # drawn on the CPU, then moved
+    assert moved.device.type == "meta" and moved.shape == (3, 4)
+    with pytest.raises(ValueError, match="kind must be"):
+        draw("poisson", (3,), None, "cpu")

@@ -122,3 +122,13 @@ def test_evaluate_equals_a_single_full_batch(small):
     x = small[1]
     full = aelib.bce_loss(model(aelib.to_float(x)), aelib.to_float(x)).item()
     assert aelib.evaluate(model, x, batch_size=100) == pytest.approx(full, rel=1e-5)
+
+
+def test_random_streams_never_coincide():
+    """Each epoch's order, corruption noise and global stream get seeds no other (seed, epoch) reuses."""
+    from aelib.train import _stream_seed
+    order = {s * 1_000_003 + e for s in range(4) for e in range(1, 51)}
+    streams = [_stream_seed(s, e, k) for s in range(4) for e in range(1, 51) for k in range(1, 5)]
+    assert len(set(streams)) == len(streams)
+    assert not order & set(streams)
+
