@@ -171,8 +171,10 @@ def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple
     grid = make_grid(images, nrow=n, padding=0)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest",
-              extent=(z_min[0], z_max[0], z_min[1], z_max[1]), aspect="auto")
+    # codes are decoded at the cells' centres: the image reaches half a cell beyond them
+    half1, half2 = ((z_max[0] - z_min[0]) / (2 * (n - 1)), (z_max[1] - z_min[1]) / (2 * (n - 1))) if n > 1 else (0, 0)
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
+              extent=(z_min[0] - half1, z_max[0] + half1, z_min[1] - half2, z_max[1] + half2))
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:

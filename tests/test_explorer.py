@@ -136,10 +136,10 @@ def test_decode_grid_accepts_a_half_width_or_four_numbers():
     model = model_2d()
     fig = E.decode_grid(model, 2.0, n=3)
     assert isinstance(fig, Figure)
-    assert fig.axes[0].get_images()[0].get_extent() == [-2.0, 2.0, -2.0, 2.0]
+    assert fig.axes[0].get_images()[0].get_extent() == pytest.approx([-3.0, 3.0, -3.0, 3.0])  # half a step out
     fig = E.decode_grid(model, (-1, 1, -3, 0), n=4, title="grid")
     image = fig.axes[0].get_images()[0]
-    assert image.get_extent() == [-1.0, 1.0, -3.0, 0.0]
+    assert image.get_extent() == pytest.approx([-4 / 3, 4 / 3, -3.5, 0.5])
     assert image.get_array().shape == (4 * 28, 4 * 28)
     with pytest.raises(ValueError, match="extent"):
         E.decode_grid(model, (1, 2, 3))

@@ -36,7 +36,8 @@ def test_latent_grid_decodes_codes_in_reading_order(tmp_path):
     fig = latent_grid(model, (-1.0, -2.0), (1.0, 2.0), n=n, path=tmp_path / "grid.png")
     assert (tmp_path / "grid.png").is_file()
     image = fig.axes[0].get_images()[0]
-    assert image.get_extent() == [-1.0, 1.0, -2.0, 2.0]
+    # the codes sit at the cells' centres, one step apart: the image reaches half a step beyond them
+    assert image.get_extent() == pytest.approx([-1.5, 1.5, -3.0, 3.0])
     pixels = torch.as_tensor(image.get_array().data)
     assert pixels.shape == (28 * n, 28 * n)
     top_left = torch.sigmoid(model.decode(torch.tensor([[-1.0, 2.0]]))).reshape(28, 28)
