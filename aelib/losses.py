@@ -16,6 +16,9 @@ from torch.nn import functional as F
 
 
 def _check_pair(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(logits, tuple):  # a VAEOutput (logits, mu, logvar)
+        raise ValueError("got a variational autoencoder's output (logits, mu, logvar), not logits: "
+                         "train and evaluate a VariationalAutoencoder with loss_fn=aelib.negative_elbo")
     target = x.reshape(x.shape[0], -1)
     if logits.dim() != 2 or logits.shape != target.shape:
         raise ValueError(f"expected logits of shape {tuple(target.shape)} to match the flattened "
@@ -93,5 +96,8 @@ def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     Returns:
         Scalar tensor: mean over the batch.
     """
+    if not (isinstance(output, tuple) and len(output) == 3):
+        raise ValueError("negative_elbo needs a VariationalAutoencoder's output (logits, mu, logvar), "
+                         f"got {type(output).__name__}; for a plain Autoencoder use aelib.bce_loss")
     logits, mu, logvar = output
     return bce_loss(logits, x) + beta * gaussian_kl(mu, logvar)

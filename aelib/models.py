@@ -34,6 +34,13 @@ def flatten_images(x: torch.Tensor, input_dim: int) -> torch.Tensor:
     return x.reshape(x.shape[0], input_dim)
 
 
+def _check_sizes(**sizes: int) -> None:
+    """Raise a ValueError naming the first size that is not a positive integer."""
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 class Standardize(nn.Module):
     """``(x - mean) / std`` with fixed numbers: the seed's ``transforms.Normalize((0.5,), (0.5,))``."""
 
@@ -96,9 +103,7 @@ class Autoencoder(nn.Module):
             if value not in self._ACTIVATIONS:
                 raise ValueError(f"unknown activation {value!r}: choose one of {', '.join(self._ACTIVATIONS)}")
         hidden = [hidden_dim] if isinstance(hidden_dim, int) else list(hidden_dim)
-        for name, value in [("input_dim", input_dim), ("latent_dim", latent_dim)] + [("hidden_dim", h) for h in hidden]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_sizes(input_dim=input_dim, latent_dim=latent_dim, **{f"hidden_dim[{i}]": h for i, h in enumerate(hidden)})
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim if isinstance(hidden_dim, int) else hidden,
                        "latent_dim": latent_dim, "tied": tied, "normalize_input": normalize_input,
@@ -173,6 +178,7 @@ class VariationalAutoencoder(nn.Module):
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20,
                  normalize_input: bool = True):
         super().__init__()
+        _check_sizes(input_dim=input_dim, hidden_dim=hidden_dim, latent_dim=latent_dim)
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim, "latent_dim": latent_dim,
                        "normalize_input": normalize_input}
@@ -236,6 +242,7 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, latent_dim: int = 20, channels: tuple[int, int] = (16, 32), normalize_input: bool = True):
         super().__init__()
+        _check_sizes(latent_dim=latent_dim, **{f"channels[{i}]": c for i, c in enumerate(channels)})
         c1, c2 = channels
         self.input_dim, self.latent_dim = 784, latent_dim
         self.config = {"latent_dim": latent_dim, "channels": list(channels), "normalize_input": normalize_input}

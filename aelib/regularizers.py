@@ -46,6 +46,9 @@ def kl_sparsity(z: torch.Tensor, rho: float) -> torch.Tensor:
 
 def _encoder_pieces(model: nn.Module) -> tuple[float, nn.Linear]:
     """The input scale and the single Linear layer of a one-layer sigmoid encoder."""
+    if not isinstance(getattr(model, "encoder", None), nn.Sequential):
+        raise ValueError(f"the closed-form contractive penalty needs an encoder built as nn.Sequential, "
+                         f"got {type(getattr(model, 'encoder', None)).__name__}; use method='autograd'")
     layers = [m for m in model.encoder if not isinstance(m, (nn.Identity, Standardize))]
     if len(layers) != 2 or not isinstance(layers[0], nn.Linear) or not isinstance(layers[1], nn.Sigmoid):
         raise ValueError("the closed-form contractive penalty needs a one-layer sigmoid encoder "

@@ -157,6 +157,12 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
+    dtypes = {p.dtype for p in model.parameters()}
+    if dtypes != {torch.float32}:
+        raise ValueError(f"fit trains float32 models (mixed precision comes from amp=True); this model's "
+                         f"parameters are {', '.join(sorted(map(str, dtypes)))}: call model.float() first")
     device = pick_device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     input_dim = getattr(model, "input_dim", None)

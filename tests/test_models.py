@@ -125,3 +125,15 @@ def test_draw_uses_the_generators_device_and_moves_the_result():
     assert moved.device.type == "meta" and moved.shape == (3, 4)
     with pytest.raises(ValueError, match="kind must be"):
         draw("poisson", (3,), None, "cpu")
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: aelib.VariationalAutoencoder(latent_dim=0), "latent_dim"),
+    (lambda: aelib.VariationalAutoencoder(hidden_dim=-4), "hidden_dim"),
+    (lambda: aelib.ConvAutoencoder(latent_dim=0), "latent_dim"),
+    (lambda: aelib.ConvAutoencoder(channels=(16, 0)), r"channels\[1\]"),
+    (lambda: aelib.Autoencoder(hidden_dim=[64, 0]), r"hidden_dim\[1\]"),
+])
+def test_every_model_checks_its_sizes(build, match):
+    with pytest.raises(ValueError, match=match + " must be a positive integer"):
+        build()

@@ -142,3 +142,21 @@ def test_regularizer_raises_training_loss_only(small):
                           progress=False, verbose=False)
     assert penalised.train_loss[0] == pytest.approx(plain.train_loss[0] + 1000, rel=1e-6)
     assert penalised.test_loss[0] == pytest.approx(plain.test_loss[0], rel=1e-6)
+
+
+def test_negative_elbo_refuses_a_plain_output():
+    x = torch.rand(3, 784)
+    with pytest.raises(ValueError, match="VariationalAutoencoder's output"):
+        negative_elbo(torch.zeros(3, 784), x)
+
+
+def test_contractive_auto_falls_back_to_autograd_for_other_encoders():
+    from aelib.analysis import LinearAutoencoder
+    torch.manual_seed(0)
+    model = LinearAutoencoder(784, 3)
+    x = torch.rand(4, 784)
+    # a linear encoder's Jacobian is its weight matrix, the same for every input
+    expected = model.encoder.weight.pow(2).sum()
+    torch.testing.assert_close(R.Contractive(1.0)(model, x), expected)
+    with pytest.raises(ValueError, match="nn.Sequential.*method='autograd'"):
+        R.Contractive(1.0, method="closed_form")(model, x)

@@ -94,7 +94,7 @@ def test_too_large_learning_rate_reports_nan_not_garbage(small):
 
 
 @pytest.mark.parametrize("kwargs,match", [({"num_epochs": -1}, "num_epochs"), ({"batch_size": 0}, "batch_size"),
-                                          ({"lr": 0.0}, "lr must be positive")])
+                                          ({"lr": 0.0}, "lr must be positive"), ({"check_every": 0}, "check_every")])
 def test_bad_hyperparameters(small, kwargs, match):
     with pytest.raises(ValueError, match=match):
         aelib.fit(tiny_model(), small[0], **kwargs, progress=False, verbose=False)
@@ -132,3 +132,16 @@ def test_random_streams_never_coincide():
     assert len(set(streams)) == len(streams)
     assert not order & set(streams)
 
+
+
+def test_a_float64_model_is_refused_with_the_fix(small):
+    x_train, _ = small
+    with pytest.raises(ValueError, match=r"float32 models .*torch.float64.*model.float\(\)"):
+        aelib.fit(tiny_model().double(), x_train, num_epochs=1, progress=False, verbose=False)
+
+
+def test_a_vae_without_its_loss_gets_told_which_loss(small):
+    x_train, _ = small
+    with pytest.raises(ValueError, match="loss_fn=aelib.negative_elbo"):
+        aelib.fit(aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=4), x_train, num_epochs=1,
+                  progress=False, verbose=False)
