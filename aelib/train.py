@@ -184,7 +184,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
             torch.manual_seed(epoch_seed if shard.rank == 0 else _stream_seed(seed, epoch, 2 + shard.rank))
             bar = tqdm(total=run.num_batches(len(x)), desc=f"epoch {epoch}/{num_epochs}",
                        disable=not (progress and show), leave=False)
-            history.train_loss.append(run.epoch(x, epoch, epoch_seed, _stream_seed(seed, epoch, 1), bar))
+            with torch.enable_grad():  # training works even when called under torch.no_grad()
+                history.train_loss.append(run.epoch(x, epoch, epoch_seed, _stream_seed(seed, epoch, 1), bar))
             bar.close()
             if x_eval is not None:
                 history.test_loss.append(evaluate(model, x_eval, loss_fn))

@@ -3,6 +3,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 from PIL import Image
 from sklearn.metrics import auc as area_under, precision_score, recall_score, roc_auc_score
 
@@ -85,6 +86,9 @@ def test_reconstruction_errors_of_a_vae_use_the_mean_code():
     x = torch.rand(4, 784)
     first, second = M.reconstruction_errors(vae, x), M.reconstruction_errors(vae, x)
     torch.testing.assert_close(first, second)  # no sampling
+    with torch.no_grad():  # the BCE of the decoded mean code mu(x)
+        expected = F.binary_cross_entropy_with_logits(vae.decode(vae.encode(x)), x, reduction="none").sum(1)
+    torch.testing.assert_close(first, expected)
 
 
 def test_reconstruction_errors_reject_bad_arguments():

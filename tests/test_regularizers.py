@@ -160,3 +160,26 @@ def test_contractive_auto_falls_back_to_autograd_for_other_encoders():
     torch.testing.assert_close(R.Contractive(1.0)(model, x), expected)
     with pytest.raises(ValueError, match="nn.Sequential.*method='autograd'"):
         R.Contractive(1.0, method="closed_form")(model, x)
+
+
+def test_each_option_buys_its_property(mnist):
+    """Against the same model trained without it, each option moves the quantity it targets."""
+    x_train, x_test = mnist.x_train, mnist.x_test[::4]
+    kw = dict(num_epochs=6, progress=False, verbose=False)
+    x = aelib.to_float(x_test)
+
+    def fitted(model, **options):
+        aelib.fit(model, x_train, **options, **kw)
+        return model.eval()
+
+    with torch.no_grad():
+        plain_sig, sparse = fitted(tiny_model(code_activation="sigmoid")), fitted(
+            tiny_model(code_activation="sigmoid"), regularizer=R.KLSparsity(0.05, 3.0))
+        assert sparse.encode(x).mean() < plain_sig.encode(x).mean() - 0.1
+        plain, l1 = fitted(tiny_model()), fitted(tiny_model(), regularizer=R.L1Activity(3.0))
+        assert l1.encode(x).abs().mean() < 0.5 * plain.encode(x).abs().mean()
+        masked = R.MaskingNoise(0.5)(x, torch.Generator().manual_seed(0))
+        denoiser = fitted(tiny_model(), corruption=R.MaskingNoise(0.5))
+        assert aelib.bce_loss(denoiser(masked), x) < aelib.bce_loss(plain(masked), x) - 10
+    plain_enc, cae = fitted(sigmoid_encoder_model()), fitted(sigmoid_encoder_model(), regularizer=R.Contractive(1.0))
+    assert R.jacobian_frobenius(cae, x[:64]) < 0.5 * R.jacobian_frobenius(plain_enc, x[:64])
