@@ -81,6 +81,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
     """Load a checkpoint's weights into ``model``, explaining any architecture mismatch.
 
+    Args:
+        model: a module built with the checkpoint's architecture.
+        state: what :func:`load_checkpoint` returned.
+    Returns:
+        ``model``, with the checkpoint's weights.
     Raises:
         CheckpointError: parameter names or shapes differ; the message lists them.
     """
@@ -100,7 +105,15 @@ def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
 
 
 def restore_model(state: dict) -> Autoencoder:
-    """Rebuild the :class:`aelib.Autoencoder` stored in a checkpoint, weights included."""
+    """Rebuild the :class:`aelib.Autoencoder` stored in a checkpoint, weights included.
+
+    Args:
+        state: what :func:`load_checkpoint` returned.
+    Returns:
+        A new ``Autoencoder`` with the saved configuration and weights, on the CPU.
+    Raises:
+        CheckpointError: the checkpoint holds another kind of model.
+    """
     if state.get("model_class") != "Autoencoder":
         raise CheckpointError(f"cannot rebuild a {state.get('model_class')!r}; only Autoencoder is supported")
     return load_model_state(Autoencoder(**state["model_config"]), state)

@@ -86,8 +86,9 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """The VAE's loss: reconstruction BCE plus ``beta`` times the KL term, per image.
 
-    ``-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z))``, the expectation estimated with the one sample
-    the forward pass drew (``beta = 1`` is the ELBO; other values give the beta-VAE objective).
+    ``-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z))`` (Kingma & Welling 2014, eq. 10; book: eq.
+    ``04-elbo``), the expectation estimated with the one sample the forward pass drew (``beta = 1``
+    is the ELBO; other values give the beta-VAE objective).
 
     Args:
         output: the :class:`aelib.models.VAEOutput` ``(logits, mu, logvar)`` of a forward pass.

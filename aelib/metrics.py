@@ -106,7 +106,8 @@ def _scores(name: str, s) -> np.ndarray:
     return s
 
 
-def roc(scores_normal, scores_anomalous) -> tuple[np.ndarray, np.ndarray, float]:
+def roc(scores_normal: torch.Tensor | np.ndarray,
+        scores_anomalous: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC curve and its area for "the higher the score, the more anomalous".
 
     Args:
@@ -124,7 +125,7 @@ def roc(scores_normal, scores_anomalous) -> tuple[np.ndarray, np.ndarray, float]
     return fpr, tpr, float(roc_auc_score(y, s))
 
 
-def threshold_at_percentile(train_scores, q: float) -> float:
+def threshold_at_percentile(train_scores: torch.Tensor | np.ndarray, q: float) -> float:
     """The ``q``-th percentile of the training scores (linear interpolation, as ``np.percentile``).
 
     Flagging scores above it marks about ``(100 - q)`` % of normal data as anomalous.
@@ -140,7 +141,8 @@ def threshold_at_percentile(train_scores, q: float) -> float:
     return float(np.percentile(_scores("train_scores", train_scores), q))
 
 
-def precision_recall_at(threshold: float, scores_normal, scores_anomalous) -> tuple[float, float]:
+def precision_recall_at(threshold: float, scores_normal: torch.Tensor | np.ndarray,
+                        scores_anomalous: torch.Tensor | np.ndarray) -> tuple[float, float]:
     """Precision and recall of the rule "score > threshold means anomaly".
 
     Args:
@@ -161,7 +163,14 @@ def precision_recall_at(threshold: float, scores_normal, scores_anomalous) -> tu
 
 
 def bits_per_image(latent_dim: int, bits: int) -> int:
-    """Size of one quantized code: ``latent_dim`` numbers of ``bits`` bits each."""
+    """Size of one quantized code: ``latent_dim`` numbers of ``bits`` bits each.
+
+    Args:
+        latent_dim: the code size m.
+        bits: bits per code number.
+    Returns:
+        ``latent_dim * bits``, the bits that store one image's code.
+    """
     for name, value in (("latent_dim", latent_dim), ("bits", bits)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -148,7 +148,13 @@ class Autoencoder(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (a tied weight counts once)."""
+    """Number of trainable parameters (a tied weight counts once).
+
+    Args:
+        model: any module.
+    Returns:
+        The number of scalars in the parameters that require gradients (644,804 for the seed's network).
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -193,13 +199,27 @@ class VariationalAutoencoder(nn.Module):
         return self.encode_distribution(x)[0]
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``mu`` and ``logvar`` of q(z|x), each ``(B, m)``."""
+        """The Gaussian q(z|x) = N(mu, diag sigma^2) of a batch.
+
+        Args:
+            x: images ``(B, d)`` or ``(B, 1, 28, 28)``, floats in [0, 1].
+        Returns:
+            ``(mu, logvar)``, each ``(B, m)``.
+        """
         h = self.encoder(flatten_images(x, self.input_dim))
         return self.to_mu(h), self.to_logvar(h)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-        """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
+        """The reparameterization trick (Kingma & Welling 2014, sec. 2.4; book: eq. ``04-reparam``).
+
+        Args:
+            mu: means ``(B, m)``.
+            logvar: log-variances ``log sigma^2``, ``(B, m)``.
+            generator: draws ``eps`` (the global generator when None).
+        Returns:
+            ``z = mu + sigma * eps`` with ``eps ~ N(0, I)``, ``(B, m)``: a sample that gradients flow through.
+        """
         eps = draw("normal", mu.shape, generator, mu.device, mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
@@ -221,7 +241,14 @@ class VariationalAutoencoder(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images decoded from the prior ``z ~ N(0, I)``, as probabilities ``(n, d)``."""
+        """Images decoded from codes drawn from the prior ``z ~ N(0, I)``.
+
+        Args:
+            n: how many.
+            generator: draws the codes (the global generator when None).
+        Returns:
+            Pixel probabilities ``(n, d)``.
+        """
         device = next(self.parameters()).device
         z = draw("normal", (n, self.latent_dim), generator, device)
         return torch.sigmoid(self.decode(z))

@@ -29,6 +29,8 @@ def l1_activity(z: torch.Tensor) -> torch.Tensor:
 def kl_sparsity(z: torch.Tensor, rho: float) -> torch.Tensor:
     """sum_j KL(rho || rho_hat_j), with rho_hat_j the mean activation of unit j over the batch.
 
+    Ng's sparse-autoencoder notes (2011), section "Sparsity"; book: eq. ``04-kl-sparsity``.
+
     Args:
         z: code activations in (0, 1) (a sigmoid code layer), ``(B, m)``.
         rho: the target mean activation, in (0, 1).
@@ -102,6 +104,7 @@ class L1Activity:
         self.lam = lam
 
     def __call__(self, model: nn.Module, x_in: torch.Tensor) -> torch.Tensor:
+        """The penalty for the batch ``x_in`` ``(B, d)`` (the model's inputs): a scalar tensor."""
         return self.lam * l1_activity(model.encode(x_in))
 
 
@@ -112,6 +115,7 @@ class KLSparsity:
         self.rho, self.beta = rho, beta
 
     def __call__(self, model: nn.Module, x_in: torch.Tensor) -> torch.Tensor:
+        """The penalty for the batch ``x_in`` ``(B, d)`` (the model's inputs): a scalar tensor."""
         return self.beta * kl_sparsity(model.encode(x_in), self.rho)
 
 
@@ -124,6 +128,7 @@ class Contractive:
         self.lam, self.method = lam, method
 
     def __call__(self, model: nn.Module, x_in: torch.Tensor) -> torch.Tensor:
+        """The penalty for the batch ``x_in`` ``(B, d)`` (the model's inputs): a scalar tensor."""
         method = self.method
         if method == "auto":
             try:
@@ -153,6 +158,7 @@ class GaussianNoise:
         self.std = std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
         noise = draw("normal", x.shape, generator, x.device, x.dtype)
         return (x + self.std * noise).clamp(0, 1)
 
@@ -164,6 +170,7 @@ class MaskingNoise:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
         keep = draw("uniform", x.shape, generator, x.device) >= self.p
         return x * keep
 
@@ -175,6 +182,7 @@ class SaltAndPepper:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
         u = draw("uniform", x.shape, generator, x.device)
         hit = u < self.p
         salt = u < self.p / 2  # half of the hits become white, half black

@@ -65,7 +65,14 @@ def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Te
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.Adam:
-    """Adam with the given learning rate, fused into one kernel where this torch supports it."""
+    """Adam (Kingma & Ba 2015) with the given learning rate, fused into one kernel where torch supports it.
+
+    Args:
+        model: the module whose parameters Adam updates (already on its device).
+        lr: the learning rate eta, positive.
+    Returns:
+        A ``torch.optim.Adam`` with the default betas (0.9, 0.999) and eps 1e-8.
+    """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     device = next(model.parameters()).device
