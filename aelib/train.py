@@ -55,12 +55,15 @@ def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Te
         raise TypeError(f"{name} must be a torch.Tensor of images, got {type(x).__name__}")
     if not (x.dim() == 2 or (x.dim() == 4 and x.shape[1] == 1)) or len(x) == 0:
         raise ValueError(f"{name} must be a non-empty batch (N, 784) or (N, 1, 28, 28), got {tuple(x.shape)}")
+    is_uint8 = x.dtype == torch.uint8  # 0-255 scaled to [0, 1]: in range by construction
     x = to_float(x)
     if input_dim is not None and x.shape[1] != input_dim:
         raise ValueError(f"{name} has {x.shape[1]} values per image but the model takes {input_dim}")
-    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"{name} must hold finite pixel values in [0, 1] (or uint8 0-255); "
-                         f"got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+    if not is_uint8:
+        low, high = torch.aminmax(x)  # one pass; NaN propagates and fails both comparisons
+        if not (low >= 0 and high <= 1):
+            raise ValueError(f"{name} must hold finite pixel values in [0, 1] (or uint8 0-255); "
+                             f"got range [{low.item():.3g}, {high.item():.3g}]")
     return x
 
 

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", default="fashion-mnist", choices=aelib.data.DATASETS)
     parser.add_argument("--data-source", default="auto", choices=aelib.data.SOURCES)
     parser.add_argument("--device", default="cpu", help="cpu (the default), cuda, mps or auto")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=int, default=5,
                         help="run each pipeline this many times, alternating, with seeds 42, 43, ...; "
                              "report the median time and the median and range of the final test loss")
     parser.add_argument("--skip-seed", action="store_true", help="time only aelib and the floor")
@@ -260,7 +260,7 @@ def markdown_table(result: dict, command: str) -> str:
         loss_text = f"{loss:.2f}" if loss is not None else "-"
         lines.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
     lines.append("")
-    seeds = result["seeds"]
+    seeds = result["seeds"]  # each note below is a paragraph of its own
     where = result["device_name"] if result["device"] == "cpu" else f"{result['device_name']} ({result['device']})"
     lines.append(f"{result['dataset']}; {e} epochs on {where} with {result['threads']} CPU threads, "
                  f"torch {result['torch']}. Times and losses are medians over {len(seeds)} runs with seeds "
@@ -271,7 +271,8 @@ def markdown_table(result: dict, command: str) -> str:
             lines.append(f"Final test losses of {label}, one per seed: "
                          f"{', '.join(f'{v:.2f}' for v in values)}.")
     lines.append(f"Produced by `{command}`.")
-    return "\n".join(lines) + "\n"
+    table, notes = lines[:lines.index("")], lines[lines.index("") + 1:]
+    return "\n".join(table) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 if __name__ == "__main__":
