@@ -266,7 +266,8 @@ class _Run:
     scaler: torch.amp.GradScaler = field(init=False)
 
     def __post_init__(self):
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.device.type in ("cuda", "mps"))  # float16 needs loss scaling
+        float16 = self.amp and self.device.type in ("cuda", "mps")  # float16 needs loss scaling; bfloat16 not
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=float16)
 
     def num_batches(self, n: int) -> int:
         return (n + self.batch_size - 1) // self.batch_size
