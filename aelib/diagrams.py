@@ -71,33 +71,9 @@ def architecture_diagram(layer_sizes: Sequence[int] = SEED_LAYERS, *,
 
     heights = [0.6 + 2.4 * math.log(s) / math.log(max(sizes + [2])) for s in sizes]
     xs = [2.1 * i for i in range(len(sizes))]
-    width = 0.9
-    for i, (x, h, size, name) in enumerate(zip(xs, heights, sizes, names)):
-        kind = "input" if i == 0 else "output" if i == len(sizes) - 1 else "code" if i == middle else "hidden"
-        ax.add_patch(FancyBboxPatch((x - width / 2, -h / 2), width, h, boxstyle="round,pad=0.04",
-                                    facecolor=_COLORS[kind], edgecolor="#333333", linewidth=1.2))
-        ax.text(x, 0, f"${name}$", ha="center", va="center", fontsize=17)
-        ax.text(x, -h / 2 - 0.22, f"{size}", ha="center", va="top", fontsize=11)
-    for i, label in enumerate(labels):
-        start, end = xs[i] + width / 2 + 0.05, xs[i + 1] - width / 2 - 0.05
-        ax.add_patch(FancyArrowPatch((start, 0), (end, 0), arrowstyle="-|>", mutation_scale=14,
-                                     color="#333333", linewidth=1.2))
-        ax.text((start + end) / 2, 0.14, label, ha="center", va="bottom", fontsize=8.5)
-
-    top = max(heights) / 2 + 0.35
-    for (first, last), text in (((0, middle), r"encoder $z = f_\theta(x)$"),
-                                ((middle, len(sizes) - 1), r"decoder $\hat{x} = g_\phi(z)$")):
-        left = xs[middle] + 0.08 if first == middle else xs[first] - width / 2
-        right = xs[middle] - 0.08 if last == middle else xs[last] + width / 2
-        ax.annotate("", xy=(left, top), xytext=(right, top),
-                    arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#555555",
-                                "linewidth": 1.0})
-        ax.text((xs[first] + xs[last]) / 2, top + 0.12, text, ha="center", va="bottom", fontsize=13)
-    ax.text(xs[middle], -heights[middle] / 2 - 0.62, "bottleneck\n(code)", ha="center", va="top",
-            fontsize=10, style="italic")
-    ax.text(xs[0], -heights[0] / 2 - 0.62, "input", ha="center", va="top", fontsize=10, style="italic")
-    ax.text(xs[-1], -heights[-1] / 2 - 0.62, "reconstruction", ha="center", va="top", fontsize=10,
-            style="italic")
+    _draw_layers(ax, xs, heights, sizes, names, middle)
+    _draw_arrows(ax, xs, labels)
+    top = _draw_braces(ax, xs, heights, middle)
 
     ax.set_xlim(xs[0] - 0.9, xs[-1] + 0.9)
     ax.set_ylim(-max(heights) / 2 - 1.1, top + 0.75)
@@ -106,3 +82,43 @@ def architecture_diagram(layer_sizes: Sequence[int] = SEED_LAYERS, *,
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
     return fig
+
+
+_BOX_WIDTH = 0.9
+
+
+def _draw_layers(ax: plt.Axes, xs: list[float], heights: list[float], sizes: list[int], names: list[str],
+                 middle: int) -> None:
+    """One rounded box per layer, with its symbol inside and its width below."""
+    for i, (x, h, size, name) in enumerate(zip(xs, heights, sizes, names)):
+        kind = "input" if i == 0 else "output" if i == len(sizes) - 1 else "code" if i == middle else "hidden"
+        ax.add_patch(FancyBboxPatch((x - _BOX_WIDTH / 2, -h / 2), _BOX_WIDTH, h, boxstyle="round,pad=0.04",
+                                    facecolor=_COLORS[kind], edgecolor="#333333", linewidth=1.2))
+        ax.text(x, 0, f"${name}$", ha="center", va="center", fontsize=17)
+        ax.text(x, -h / 2 - 0.22, f"{size}", ha="center", va="top", fontsize=11)
+    for x, h, text in ((xs[middle], heights[middle], "bottleneck\n(code)"), (xs[0], heights[0], "input"),
+                       (xs[-1], heights[-1], "reconstruction")):
+        ax.text(x, -h / 2 - 0.62, text, ha="center", va="top", fontsize=10, style="italic")
+
+
+def _draw_arrows(ax: plt.Axes, xs: list[float], labels: list[str]) -> None:
+    """An arrow between neighbouring boxes, labelled with the layer's operation."""
+    for i, label in enumerate(labels):
+        start, end = xs[i] + _BOX_WIDTH / 2 + 0.05, xs[i + 1] - _BOX_WIDTH / 2 - 0.05
+        ax.add_patch(FancyArrowPatch((start, 0), (end, 0), arrowstyle="-|>", mutation_scale=14,
+                                     color="#333333", linewidth=1.2))
+        ax.text((start + end) / 2, 0.14, label, ha="center", va="bottom", fontsize=8.5)
+
+
+def _draw_braces(ax: plt.Axes, xs: list[float], heights: list[float], middle: int) -> float:
+    """Brackets over the encoder and the decoder halves; returns their height."""
+    top = max(heights) / 2 + 0.35
+    for (first, last), text in (((0, middle), r"encoder $z = f_\theta(x)$"),
+                                ((middle, len(xs) - 1), r"decoder $\hat{x} = g_\phi(z)$")):
+        left = xs[middle] + 0.08 if first == middle else xs[first] - _BOX_WIDTH / 2
+        right = xs[middle] - 0.08 if last == middle else xs[last] + _BOX_WIDTH / 2
+        ax.annotate("", xy=(left, top), xytext=(right, top),
+                    arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#555555",
+                                "linewidth": 1.0})
+        ax.text((xs[first] + xs[last]) / 2, top + 0.12, text, ha="center", va="bottom", fontsize=13)
+    return top
