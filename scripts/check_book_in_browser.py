@@ -303,18 +303,14 @@ def problems(report: dict) -> list[str]:
         found.append(f"MathJax never loaded, so {report['mathCount']} math elements show raw TeX")
     elif report["mathCount"] and not report["containers"]:
         found.append(f"MathJax did not typeset: {report['mathCount']} math elements, no mjx-container")
-    if report["typesetError"]:
-        found.append(f"MathJax failed: {report['typesetError']}")
-    if report["untypeset"]:
-        found.append(f"{len(report['untypeset'])} math elements not typeset, e.g. {report['untypeset'][:3]}")
-    if report["texErrors"]:
-        found.append(f"TeX errors shown by MathJax: {report['texErrors'][:5]}")
-    if report["rawWidgets"]:
-        found.append(f"widgets shown as text instead of drawn: {report['rawWidgets'][:5]}")
-    if report["rawTex"]:
-        found.append(f"raw TeX in the visible text: {report['rawTex'][:5]}")
-    if report["brokenImages"]:
-        found.append(f"images that did not load (naturalWidth 0): {report['brokenImages']}")
+    for key, say in (("typesetError", lambda v: f"MathJax failed: {v}"),
+                     ("untypeset", lambda v: f"{len(v)} math elements not typeset, e.g. {v[:3]}"),
+                     ("texErrors", lambda v: f"TeX errors shown by MathJax: {v[:5]}"),
+                     ("rawWidgets", lambda v: f"widgets shown as text instead of drawn: {v[:5]}"),
+                     ("rawTex", lambda v: f"raw TeX in the visible text: {v[:5]}"),
+                     ("brokenImages", lambda v: f"images that did not load (naturalWidth 0): {v}")):
+        if report[key]:
+            found.append(say(report[key]))
     return found
 
 
