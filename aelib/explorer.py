@@ -25,6 +25,7 @@ from .data import to_float
 from .metrics import psnr
 from .plotting import image_grid, latent_grid
 from .regularizers import GaussianNoise
+from .utils import eval_mode
 
 
 @dataclass
@@ -52,22 +53,16 @@ class Explorer:
 @torch.no_grad()
 def decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """Pixel probabilities of codes, in eval mode. Args: z ``(B, m)``. Returns: ``(B, 28, 28)``."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    x_hat = torch.sigmoid(model.decode(z.to(device))).cpu()
-    model.train(was_training)
+    with eval_mode(model):
+        x_hat = torch.sigmoid(model.decode(z.to(next(model.parameters()).device))).cpu()
     return x_hat.reshape(len(z), 28, 28)
 
 
 @torch.no_grad()
 def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Codes of images (uint8 or float), in eval mode. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)``. Returns: ``(B, m)``."""
-    was_training = model.training
-    model.eval()
-    z = model.encode(to_float(x).to(next(model.parameters()).device)).cpu()
-    model.train(was_training)
-    return z
+    with eval_mode(model):
+        return model.encode(to_float(x).to(next(model.parameters()).device)).cpu()
 
 
 def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> torch.Tensor:
@@ -104,11 +99,8 @@ def denoise(model: nn.Module, x: torch.Tensor, std: float, seed: int = 0) -> tup
     """
     clean = to_float(x)
     noisy = GaussianNoise(std)(clean, torch.Generator().manual_seed(seed))
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model):  # reconstruct runs without autograd already
         denoised = model.reconstruct(noisy.to(next(model.parameters()).device)).cpu()
-    model.train(was_training)
     return noisy.reshape(-1, 28, 28), denoised.reshape(-1, 28, 28)
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import to_float
+from .utils import eval_mode
 
 # --- image quality ----------------------------------------------------------------------------
 
@@ -78,22 +79,20 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, loss: str = "bce", 
         raise ValueError(f"expected a non-empty batch (N, d) or (N, 1, H, W), got {tuple(x.shape)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     x = to_float(x)
     errors = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
-        out = model.decode(model.encode(xb))
-        if out.shape != xb.shape:
-            raise ValueError(f"the model reconstructs {tuple(out.shape)} from inputs {tuple(xb.shape)}")
-        if loss == "bce":
-            err = F.binary_cross_entropy_with_logits(out, xb, reduction="none")
-        else:
-            err = ((torch.sigmoid(out) if output == "logits" else out) - xb).pow(2)
-        errors.append(err.sum(dim=1).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            out = model.decode(model.encode(xb))
+            if out.shape != xb.shape:
+                raise ValueError(f"the model reconstructs {tuple(out.shape)} from inputs {tuple(xb.shape)}")
+            if loss == "bce":
+                err = F.binary_cross_entropy_with_logits(out, xb, reduction="none")
+            else:
+                err = ((torch.sigmoid(out) if output == "logits" else out) - xb).pow(2)
+            errors.append(err.sum(dim=1).cpu())
     return torch.cat(errors)
 
 
@@ -200,7 +199,7 @@ def quantize(z: torch.Tensor, bits: int, low: torch.Tensor, high: torch.Tensor) 
         raise ValueError("every high must exceed its low")
     levels = 2**bits - 1
     step = (high - low) / levels
-    k = torch.round((torch.minimum(torch.maximum(z, low), high) - low) / step)
+    k = torch.round((z.clamp(low, high) - low) / step)
     return low + k * step
 
 

@@ -11,6 +11,7 @@ from torchvision.utils import make_grid
 
 from .data import to_float
 from .train import History
+from .utils import eval_mode
 
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -59,10 +60,8 @@ def reconstruction_grid(model: torch.nn.Module, x: torch.Tensor, n: int = 8,
         raise ValueError(f"need at least n={n} images, got {len(x)}")
     device = next(model.parameters()).device
     originals = to_float(x[:n]).to(device)
-    was_training = model.training
-    model.eval()
-    x_hat = model.reconstruct(originals)
-    model.train(was_training)
+    with eval_mode(model):
+        x_hat = model.reconstruct(originals)
     fig = image_grid(torch.cat([originals, x_hat]), nrow=n,
                      title=title or "originals (top) and reconstructions (bottom)")
     return _save(fig, path)
@@ -164,10 +163,8 @@ def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple
     z1 = torch.linspace(z_min[0], z_max[0], n)
     z2 = torch.linspace(z_max[1], z_min[1], n)  # top row first: z2 grows upwards
     codes = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
-    was_training = model.training
-    model.eval()
-    images = torch.sigmoid(model.decode(codes.to(device))).cpu().reshape(-1, 1, 28, 28)
-    model.train(was_training)
+    with eval_mode(model):
+        images = torch.sigmoid(model.decode(codes.to(device))).cpu().reshape(-1, 1, 28, 28)
     grid = make_grid(images, nrow=n, padding=0)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))

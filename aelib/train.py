@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .data import to_float
 from .losses import bce_loss
-from .utils import pick_device
+from .utils import eval_mode, pick_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -97,15 +97,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: LossFn = bce_loss, batc
     Returns:
         The loss averaged over all ``N`` images.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     x = to_float(x)
     total = torch.zeros((), device=device)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        total += loss_fn(model(xb), xb) * len(xb)
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device, non_blocking=True)
+            total += loss_fn(model(xb), xb) * len(xb)
     return total.item() / len(x)
 
 
@@ -191,7 +189,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
             # modules that draw from the global generator (the VAE's eps) get a stream of their own,
             # different on every process under DDP
-            torch.manual_seed(epoch_seed if shard.rank == 0 else _stream_seed(seed, epoch, 2 + shard.rank))
+            torch.manual_seed(_stream_seed(seed, epoch, 2 + shard.rank))
             bar = tqdm(total=run.num_batches(len(x)), desc=f"epoch {epoch}/{num_epochs}",
                        disable=not (progress and show), leave=False)
             with torch.enable_grad():  # training works even when called under torch.no_grad()
@@ -292,7 +290,7 @@ class _Run:
             loss = self.loss_fn(_float32(out), xb)
         if self.regularizer is not None:
             loss = loss + self.regularizer(self.model, x_in)
-        self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
+        self.scaler.scale(loss * weight).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -92,3 +94,20 @@ def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, d
     source = generator.device if generator is not None else device
     fn = torch.randn if kind == "normal" else torch.rand
     return fn(shape, generator=generator, device=source, dtype=dtype).to(device)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block with ``model`` in eval mode, then restore its training flag, even after an error.
+
+    Args:
+        model: any module.
+    Returns:
+        A context manager that yields ``model``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
