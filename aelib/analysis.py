@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .data import to_float
-from .models import flatten_images
+from .models import _check_sizes, flatten_images
 
 
 class PCA(NamedTuple):
@@ -96,8 +96,9 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"a and b must have the same number of rows, got {qa.shape[0]} and {qb.shape[0]}")
     if qa.shape[1] < qb.shape[1]:
         qa, qb = qb, qa
-    cosines = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)  # descending: angles ascending
-    sines = torch.linalg.svdvals(qb - qa @ (qa.T @ qb)).clamp(-1.0, 1.0).flip(0)  # ascending
+    overlap = qa.T @ qb
+    cosines = torch.linalg.svdvals(overlap).clamp(max=1.0)  # descending: angles ascending
+    sines = torch.linalg.svdvals(qb - qa @ overlap).clamp(max=1.0).flip(0)  # ascending
     return torch.where(cosines ** 2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))
 
 
@@ -120,9 +121,7 @@ class LinearAutoencoder(nn.Module):
     def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
                  center: torch.Tensor | None = None):
         super().__init__()
-        for name, value in [("input_dim", input_dim), ("latent_dim", latent_dim)]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_sizes(input_dim=input_dim, latent_dim=latent_dim)
         center = torch.zeros(input_dim) if center is None else _rows(center.reshape(1, -1))[0].detach().clone()
         if center.shape != (input_dim,):
             raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")

@@ -25,7 +25,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save
 from .data import DATASETS, SOURCES, DataUnavailableError, IdxFormatError, load_dataset, to_float
 from .models import Autoencoder, count_parameters
 from .train import History, NonFiniteLossError, fit, make_optimizer
-from .utils import DEVICES, DeviceUnavailableError, pick_device, seed_everything
+from .utils import DEVICES, DeviceUnavailableError, device_name, pick_device, seed_everything
 
 SEED_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20, "seed": 42}
 
@@ -159,8 +159,6 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
     fixed = to_float(data.x_test[:8])
 
     def after_epoch(epoch: int, hist: History) -> None:
-        if not writer:
-            return
         # the seed's per-epoch picture, without its second de-normalisation: reconstruct() is in [0, 1]
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
         save_image(pair, out / f"reconstruction_{epoch}.png", nrow=8)
@@ -169,7 +167,7 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
     start = time.perf_counter()
     fit(model, data.x_train, data.x_test, num_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         seed=cfg["seed"], optimizer=optimizer, history=history, amp=args.amp, compile_mode=args.compile,
-        progress=not args.quiet, on_epoch_end=after_epoch)
+        progress=not args.quiet, on_epoch_end=after_epoch if writer else None)
     wall = time.perf_counter() - start
     if not writer:
         return None
@@ -201,7 +199,7 @@ def _metrics(data, cfg: dict, history: History, wall: float, device, model) -> d
         "train_loss": history.train_loss, "test_loss": history.test_loss,
         "final_test_loss": history.test_loss[-1] if history.test_loss else None,
         "epoch_seconds": history.epoch_seconds, "wall_seconds": wall,
-        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device": str(device), "device_name": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "versions": {"aelib": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "numpy": numpy.__version__},

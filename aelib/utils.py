@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +112,24 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def device_name(device: torch.device | str) -> str:
+    """A readable name: the GPU's model, or the processor's model and core count.
+
+    Args:
+        device: a torch device (or its name).
+    Returns:
+        For example ``"NVIDIA H100 80GB HBM3"`` or ``"AMD EPYC (2 cores)"``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({platform.machine()})"
+    try:  # Linux names the processor in /proc/cpuinfo; platform.processor() is often empty there
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"{name} ({os.cpu_count()} cores)"

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import struct
 import sys
@@ -110,8 +108,7 @@ def run_seed(train_dataset, test_dataset, epochs: int, seed: int = SEED,
             for data, _ in test_loader:
                 data = data.to(device)
                 test_loss += loss_function(model(data), data).item()
-        test_loss /= len(test_loader.dataset)
-    synchronize(device)
+        test_loss /= len(test_loader.dataset)  # .item() above already waited for the device
     return test_loss, time.perf_counter() - start
 
 
@@ -134,8 +131,7 @@ def run_aelib(data: aelib.Dataset, epochs: int, seed: int = SEED,
     model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
     start = time.perf_counter()
     history = aelib.fit(model, data.x_train, data.x_test, num_epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                        seed=seed, device=device, progress=False, verbose=False)
-    synchronize(device)
+                        seed=seed, device=device, progress=False, verbose=False)  # ends in .item(): synchronous
     return history.test_loss[-1], time.perf_counter() - start
 
 
@@ -161,19 +157,6 @@ def run_floor(data: aelib.Dataset, epochs: int, device: torch.device = torch.dev
     return time.perf_counter() - start
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the processor's model name (from /proc/cpuinfo on Linux) and core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple MPS ({platform.machine()})"
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f"{name} ({os.cpu_count()} cores)"
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -194,28 +177,25 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(str(err))
     data = aelib.load_dataset(args.dataset, source=args.data_source)
     result = {"dataset": data.describe(), "epochs": args.epochs, "threads": torch.get_num_threads(),
-              "device": str(device), "device_name": device_name(device), "torch": torch.__version__}
+              "device": str(device), "device_name": aelib.utils.device_name(device), "torch": torch.__version__}
     seeds = [SEED + i for i in range(max(1, args.repeats))]
-    runs = {"floor": [], "aelib": [], "seed": []}
+    floor_times, runs = [], {"aelib": [], "seed": []}  # runs: (final test loss, seconds) per seed
     with tempfile.TemporaryDirectory() as tmp:
         train_ds, test_ds = (None, None) if args.skip_seed else torchvision_datasets(data, Path(tmp))
         for seed in seeds:
-            runs["floor"].append((None, run_floor(data, args.epochs, device)))
+            floor_times.append(run_floor(data, args.epochs, device))
             runs["aelib"].append(run_aelib(data, args.epochs, seed, device))
             if not args.skip_seed:
                 runs["seed"].append(run_seed(train_ds, test_ds, args.epochs, seed, device))
         if not args.skip_seed:
             result["seed_loader_seconds"] = run_loader_only(train_ds, test_ds, args.epochs)
     result["seeds"] = seeds
+    result["floor_runs_seconds"], result["floor_seconds"] = floor_times, statistics.median(floor_times)
     for name, values in runs.items():
-        if not values:
-            continue
-        losses, times = [v[0] for v in values], [v[1] for v in values]
-        result[f"{name}_runs_seconds"] = times
-        result[f"{name}_seconds"] = statistics.median(times)
-        if name != "floor":
-            result[f"{name}_runs_test_loss"] = losses
-            result[f"{name}_test_loss"] = statistics.median(losses)
+        if values:
+            losses, times = (list(column) for column in zip(*values))
+            result[f"{name}_runs_seconds"], result[f"{name}_seconds"] = times, statistics.median(times)
+            result[f"{name}_runs_test_loss"], result[f"{name}_test_loss"] = losses, statistics.median(losses)
     e = args.epochs
     print(f"{data.describe()}; {e} epochs on {result['device_name']}, {result['threads']} CPU threads, "
           f"torch {torch.__version__}")
@@ -253,25 +233,23 @@ def markdown_table(result: dict, command: str) -> str:
             ("aelib.fit", result["aelib_seconds"], result["aelib_test_loss"]),
             ("compute floor", result["floor_seconds"], None),
             ("seed's DataLoaders alone", result.get("seed_loader_seconds"), None)]
-    lines = ["| pipeline | seconds per epoch | × floor | final test loss |", "|---|---:|---:|---:|"]
+    table = ["| pipeline | seconds per epoch | × floor | final test loss |", "|---|---:|---:|---:|"]
     for name, seconds, loss in rows:
         if seconds is None:
             continue
         loss_text = f"{loss:.2f}" if loss is not None else "-"
-        lines.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
-    lines.append("")
-    seeds = result["seeds"]  # each note below is a paragraph of its own
+        table.append(f"| {name} | {seconds / e:.2f} | {seconds / result['floor_seconds']:.2f} | {loss_text} |")
+    seeds, notes = result["seeds"], []  # each note is a paragraph of its own
     where = result["device_name"] if result["device"] == "cpu" else f"{result['device_name']} ({result['device']})"
-    lines.append(f"{result['dataset']}; {e} epochs on {where} with {result['threads']} CPU threads, "
+    notes.append(f"{result['dataset']}; {e} epochs on {where} with {result['threads']} CPU threads, "
                  f"torch {result['torch']}. Times and losses are medians over {len(seeds)} runs with seeds "
                  f"{', '.join(map(str, seeds))} (the pipelines alternate); the loader row is one run.")
     for name, label in (("seed", "the seed pipeline"), ("aelib", "aelib.fit")):
         if f"{name}_runs_test_loss" in result:
             values = result[f"{name}_runs_test_loss"]
-            lines.append(f"Final test losses of {label}, one per seed: "
+            notes.append(f"Final test losses of {label}, one per seed: "
                          f"{', '.join(f'{v:.2f}' for v in values)}.")
-    lines.append(f"Produced by `{command}`.")
-    table, notes = lines[:lines.index("")], lines[lines.index("") + 1:]
+    notes.append(f"Produced by `{command}`.")
     return "\n".join(table) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
