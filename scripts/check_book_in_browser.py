@@ -102,7 +102,6 @@ CHECK_JS = r"""
     if (visible(el) && widgetText.test(el.textContent)) rawWidgets.push(el.textContent.trim().slice(0, 120));
   }
   return {
-    title: document.title,
     mathjaxVersion: mathjax ? (MathJax.version || "?") : null,
     typesetError,
     mathCount: mathEls.length,
@@ -301,8 +300,10 @@ def problems(report: dict) -> list[str]:
     found = []
     if report["mathCount"] and not report["mathjaxVersion"]:
         found.append(f"MathJax never loaded, so {report['mathCount']} math elements show raw TeX")
+        report = {**report, "untypeset": []}  # said already, for all of them
     elif report["mathCount"] and not report["containers"]:
         found.append(f"MathJax did not typeset: {report['mathCount']} math elements, no mjx-container")
+        report = {**report, "untypeset": []}
     for key, say in (("typesetError", lambda v: f"MathJax failed: {v}"),
                      ("untypeset", lambda v: f"{len(v)} math elements not typeset, e.g. {v[:3]}"),
                      ("texErrors", lambda v: f"TeX errors shown by MathJax: {v[:5]}"),
