@@ -76,7 +76,17 @@ def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> to
     Returns:
         ``(T, 28, 28)`` pixel probabilities.
     """
-    z_a, z_b = (encode(model, _one_image(x, name)) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
+    return _walk(model, *_codes(model, x_a, x_b), t)
+
+
+def _codes(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(x_a)`` and ``f(x_b)``, each ``(1, m)``, from one encoder pass."""
+    z = encode(model, torch.cat([to_float(_one_image(x_a, "x_a")), to_float(_one_image(x_b, "x_b"))]))
+    return z[:1], z[1:]
+
+
+def _walk(model: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, t) -> torch.Tensor:
+    """Decodings of ``(1 - t) z_a + t z_b`` for positions ``t`` in [0, 1]: ``(T, 28, 28)``."""
     t = torch.as_tensor(t, dtype=z_a.dtype).reshape(-1, 1)
     if ((t < 0) | (t > 1)).any():
         raise ValueError(f"interpolation positions must lie in [0, 1], got {t.flatten().tolist()}")
@@ -222,11 +232,12 @@ def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tenso
         An :class:`Explorer` whose ``update(t)`` returns ``(2, 28, 28)``: the decoding and the cross-fade.
     """
     a, b = (to_float(_one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
+    z_a, z_b = _codes(model, x_a, x_b)  # once: a slider move only decodes
     controls = {"t": _slider("t", 0.5, 0.0, 1.0, step)}
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
     def update(t: float) -> torch.Tensor:
-        pair = torch.stack([interpolate(model, x_a, x_b, t)[0], (1 - t) * a + t * b])
+        pair = torch.stack([_walk(model, z_a, z_b, t)[0], (1 - t) * a + t * b])
         _show(image, pair, scale)
         caption.value = f"t = {t:.2f}: decoder at z(t) (left), pixel cross-fade (right)"
         return pair
@@ -322,5 +333,5 @@ def denoising_figure(model: nn.Module, x: torch.Tensor, stds: Sequence[float], s
     fig, axes = plt.subplots(1, len(stds), figsize=(1.6 * batch * len(stds) / 2 + 1, 2.2), squeeze=False)
     for ax, std in zip(axes[0], stds):
         noisy, denoised = denoise(model, x, std, seed)
-        image_grid(torch.cat([noisy, denoised]).reshape(-1, 784), nrow=batch, ax=ax, title=f"σ = {std:g}")
+        image_grid(torch.cat([noisy, denoised]), nrow=batch, ax=ax, title=f"σ = {std:g}")
     return fig
