@@ -76,21 +76,39 @@ def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> to
     Returns:
         ``(T, 28, 28)`` pixel probabilities.
     """
+    x_a, x_b = _one_image(x_a, "x_a"), _one_image(x_b, "x_b")
+    return _walk(model, *_codes(model, x_a, x_b), t)[:, 0]
+
+
+def interpolate_pairs(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> torch.Tensor:
+    """:func:`interpolate` for ``B`` pairs at once: ``x_a[i]`` to ``x_b[i]``.
+
+    Args:
+        model: has ``encode`` and ``decode``.
+        x_a: start images ``(B, 784)`` or ``(B, 1, 28, 28)``, uint8 or float.
+        x_b: end images, the same shape.
+        t: positions in [0, 1]: a float or a sequence ``(T,)``.
+    Returns:
+        ``(T, B, 28, 28)`` pixel probabilities.
+    """
+    if x_a.shape != x_b.shape:
+        raise ValueError(f"x_a and x_b must pair up image by image, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
     return _walk(model, *_codes(model, x_a, x_b), t)
 
 
 def _codes(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f(x_a)`` and ``f(x_b)``, each ``(1, m)``, from one encoder pass."""
-    z = encode(model, torch.cat([to_float(_one_image(x_a, "x_a")), to_float(_one_image(x_b, "x_b"))]))
-    return z[:1], z[1:]
+    """``f(x_a)`` and ``f(x_b)``, each ``(B, m)``, from one encoder pass."""
+    z = encode(model, torch.cat([to_float(x_a), to_float(x_b)]))
+    return z[:len(x_a)], z[len(x_a):]
 
 
 def _walk(model: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, t) -> torch.Tensor:
-    """Decodings of ``(1 - t) z_a + t z_b`` for positions ``t`` in [0, 1]: ``(T, 28, 28)``."""
-    t = torch.as_tensor(t, dtype=z_a.dtype).reshape(-1, 1)
+    """Decodings of ``(1 - t) z_a + t z_b`` for positions ``t`` in [0, 1]: ``(T, B, 28, 28)``."""
+    t = torch.as_tensor(t, dtype=z_a.dtype).reshape(-1, 1, 1)
     if ((t < 0) | (t > 1)).any():
         raise ValueError(f"interpolation positions must lie in [0, 1], got {t.flatten().tolist()}")
-    return decode(model, (1 - t) * z_a + t * z_b)
+    codes = (1 - t) * z_a + t * z_b
+    return decode(model, codes.flatten(0, 1)).reshape(len(t), len(z_a), 28, 28)
 
 
 def denoise(model: nn.Module, x: torch.Tensor, std: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,12 +250,12 @@ def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tenso
         An :class:`Explorer` whose ``update(t)`` returns ``(2, 28, 28)``: the decoding and the cross-fade.
     """
     a, b = (to_float(_one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
-    z_a, z_b = _codes(model, x_a, x_b)  # once: a slider move only decodes
+    z_a, z_b = _codes(model, _one_image(x_a, "x_a"), _one_image(x_b, "x_b"))  # once: a move only decodes
     controls = {"t": _slider("t", 0.5, 0.0, 1.0, step)}
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
     def update(t: float) -> torch.Tensor:
-        pair = torch.stack([_walk(model, z_a, z_b, t)[0], (1 - t) * a + t * b])
+        pair = torch.stack([_walk(model, z_a, z_b, t)[0, 0], (1 - t) * a + t * b])
         _show(image, pair, scale)
         caption.value = f"t = {t:.2f}: decoder at z(t) (left), pixel cross-fade (right)"
         return pair

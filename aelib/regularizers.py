@@ -163,6 +163,24 @@ class GaussianNoise:
         return (x + self.std * noise).clamp(0, 1)
 
 
+
+class BlindGaussianNoise:
+    """x_tilde = clip(x + sigma * eps, 0, 1) with sigma ~ U[0, max_std] drawn per image.
+
+    Trained on every noise level at once, one network becomes a *blind* denoiser: it must judge the
+    level from the image itself.
+    """
+
+    def __init__(self, max_std: float):
+        if max_std < 0:
+            raise ValueError(f"max_std must be non-negative, got {max_std}")
+        self.max_std = max_std
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
+        std = self.max_std * draw("uniform", (len(x), 1), generator, x.device, x.dtype)
+        return (x + std * draw("normal", x.shape, generator, x.device, x.dtype)).clamp(0, 1)
+
 class MaskingNoise:
     """Each pixel is set to 0 with probability ``p`` (Vincent et al. 2008)."""
 

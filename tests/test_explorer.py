@@ -113,6 +113,18 @@ def test_interpolate_accepts_many_positions_and_checks_them(mnist):
         E.interpolate(model, mnist.x_test[:2], mnist.x_test[1], 0.5)
 
 
+
+def test_interpolate_pairs_walks_each_pair_like_interpolate(mnist):
+    model = model_8d()
+    t = torch.linspace(0, 1, 4)
+    x_a, x_b = mnist.x_test[:3], mnist.x_test[3:6]
+    paths = E.interpolate_pairs(model, x_a, x_b, t)
+    assert paths.shape == (4, 3, 28, 28)
+    for i in range(3):
+        torch.testing.assert_close(paths[:, i], E.interpolate(model, x_a[i], x_b[i], t))
+    with pytest.raises(ValueError, match="pair up"):
+        E.interpolate_pairs(model, x_a, x_b[:2], t)
+
 def test_denoising_update_scales_one_noise_pattern(mnist):
     model = model_8d()
     x = mnist.x_test[:3]

@@ -183,3 +183,13 @@ def test_each_option_buys_its_property(mnist):
         assert aelib.bce_loss(denoiser(masked), x) < aelib.bce_loss(plain(masked), x) - 10
     plain_enc, cae = fitted(sigmoid_encoder_model()), fitted(sigmoid_encoder_model(), regularizer=R.Contractive(1.0))
     assert R.jacobian_frobenius(cae, x[:64]) < 0.5 * R.jacobian_frobenius(plain_enc, x[:64])
+
+
+def test_blind_gaussian_noise_draws_one_level_per_image():
+    x = torch.full((2000, 784), 0.5)  # mid-grey: clipping never bites below std ~ 0.15
+    noisy = R.BlindGaussianNoise(0.3)(x, torch.Generator().manual_seed(0))
+    levels = (noisy - x).std(dim=1)  # each image's own sigma, to about 2.5 %
+    assert levels.min() < 0.02 and 0.27 < levels.max() < 0.31
+    assert abs(levels.mean() - 0.15) < 0.01  # the mean of U[0, 0.3]
+    with pytest.raises(ValueError, match="max_std"):
+        R.BlindGaussianNoise(-1)
