@@ -117,6 +117,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_data_flags(p: argparse.ArgumentParser, default_note: str) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=None, help=f"default {default_note}")
     p.add_argument("--data-source", choices=SOURCES, default=None,
@@ -129,7 +136,7 @@ def _add_data_flags(p: argparse.ArgumentParser, default_note: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m aelib`` with its ``train`` and ``evaluate`` commands."""
-    parser = argparse.ArgumentParser(prog=_PROG, description="Train the book's MNIST autoencoder.")
+    parser = _Parser(prog=_PROG, description="Train the book's MNIST autoencoder.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the seed's autoencoder and write results to --out",
                        description="Train the seed's 784-400-20 autoencoder. Defaults reproduce "
@@ -175,9 +182,10 @@ def _resolve(args: argparse.Namespace, saved: dict | None, done: int) -> dict:
             before = saved.get(key, default)
             if given is not None and given != before:
                 flag = f"--{key.replace('_', '-')}"
-                shown = f"{flag} {given}" if key != "amp" else flag
-                raise UsageError(f"{shown} differs from the checkpoint's {key.replace('_', '-')} "
-                                 f"{before}; drop the flag to resume, or start a new run")
+                conflict = (f"{flag} {given} differs from the checkpoint's {before}" if key != "amp"
+                            else "--amp was not used by the checkpoint's run")
+                raise UsageError(f"{conflict}; drop the flag to resume (the checkpoint remembers "
+                                 "every training setting), or start a new run")
             settings[key] = before
         else:
             settings[key] = default if given is None else given
@@ -208,7 +216,9 @@ def _training_bytes(hidden: int, latent: int, batch: int, d: int = 784) -> int:
     return 4 * (4 * params + 2 * rows * (4 * d + 2 * hidden + latent))
 
 
-def _format_bytes(n: int) -> str:
+def _format_bytes(n: float) -> str:
+    if n >= 1e18:
+        return f"{n:.1e} bytes"
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
         if n < 1000 or unit == "PB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"

@@ -1,8 +1,14 @@
+import errno
+import os
+import stat
+
 import pytest
 import torch
 
 import aelib
-from aelib.checkpoint import CheckpointError, load_checkpoint, load_model_state, restore_model, save_checkpoint
+from aelib import checkpoint as checkpoint_mod
+from aelib.checkpoint import (CheckpointError, CheckpointWriteError, load_checkpoint, load_model_state,
+                              restore_model, save_checkpoint, temporary_files)
 from conftest import tiny_model
 
 
@@ -49,12 +55,100 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path):
 def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
     before = path.read_bytes()
+    real_fsync = os.fsync
 
-    def broken_save(obj, f):
-        f.write(b"partial")
-        raise OSError("disk full")
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    def full_disk(fd):  # the write reached the temporary file; flushing it to disk fails
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(checkpoint_mod.os, "fsync", full_disk)
+    with pytest.raises(CheckpointWriteError, match="No space left on device.*previous checkpoint.*intact"):
         save_checkpoint(path, tiny_model(seed=1), None, aelib.History())
+    monkeypatch.setattr(checkpoint_mod.os, "fsync", real_fsync)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tiny_model(),
+    lambda: tiny_model(tied=True, activation="tanh"),
+    lambda: aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=3, normalize_input=False),
+    lambda: aelib.ConvAutoencoder(latent_dim=5, channels=(4, 8)),
+], ids=["plain", "tied", "vae", "conv"])
+def test_restore_model_rebuilds_every_class_save_checkpoint_accepts(tmp_path, make):
+    torch.manual_seed(0)
+    model = make()
+    save_checkpoint(tmp_path / "ck.pt", model, None, aelib.History())
+    restored = restore_model(load_checkpoint(tmp_path / "ck.pt"))
+    assert type(restored) is type(model) and restored.config == model.config
+    x = torch.rand(3, 784)
+    if isinstance(model, aelib.VariationalAutoencoder):
+        torch.testing.assert_close(restored.reconstruct(x), model.reconstruct(x))
+    else:
+        torch.testing.assert_close(restored(x), model(x))
+
+
+def test_save_refuses_a_model_it_cannot_rebuild(tmp_path):
+    with pytest.raises(TypeError, match="Autoencoder, VariationalAutoencoder, ConvAutoencoder.*Linear"):
+        save_checkpoint(tmp_path / "ck.pt", torch.nn.Linear(2, 2), None, aelib.History())
+
+
+def test_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
+        other = tmp_path / "other.txt"
+        other.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(other.stat().st_mode) == 0o640
+
+
+def test_file_and_folder_are_fsynced_before_and_after_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(checkpoint_mod.os, "fsync",
+                        lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd))
+    monkeypatch.setattr(checkpoint_mod.os, "replace",
+                        lambda a, b: events.append(("rename", None)) or real_replace(a, b))
+    save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
+    assert events == [("fsync", False), ("rename", None), ("fsync", True)]
+
+
+def test_flipped_bytes_are_reported_as_damage(tmp_path):
+    path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
+    raw = path.read_bytes()
+    payload_start = raw.index(b"PK\x03\x04", 4)  # the inner checkpoint, stored inside the outer one
+    for offset in (payload_start + 2000, len(raw) // 2):
+        damaged = bytearray(raw)
+        damaged[offset] ^= 0x55
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(CheckpointError, match="damaged"):
+            load_checkpoint(path)
+
+
+def test_scaler_state_and_extra_facts_round_trip(tmp_path):
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
+    save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History(), scaler=scaler,
+                    extra={"session_seconds": [1.5, 2.0]})
+    state = load_checkpoint(tmp_path / "ck.pt")
+    restored = torch.amp.GradScaler("cpu")
+    restored.load_state_dict(state["scaler_state"])
+    assert restored.get_scale() == 1024.0 and restored.get_growth_interval() == 7
+    assert state["extra"] == {"session_seconds": [1.5, 2.0]}
+
+
+def test_version_1_checkpoints_still_load(tmp_path):
+    model = tiny_model()
+    torch.save({"format": "aelib-checkpoint", "version": 1, "model_class": "Autoencoder",
+                "model_config": dict(model.config), "model_state": model.state_dict(),
+                "optimizer_state": None, "history": aelib.History().to_dict(), "train_config": {}},
+               tmp_path / "old.pt")
+    restored = restore_model(load_checkpoint(tmp_path / "old.pt"))
+    x = torch.rand(2, 784)
+    torch.testing.assert_close(restored(x), model(x))
+
+
+def test_temporary_files_are_found(tmp_path):
+    (tmp_path / ".checkpoint.pt.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / "keep.tmp").write_bytes(b"not ours: not hidden")
+    assert [p.name for p in temporary_files(tmp_path)] == [".checkpoint.pt.abc123.tmp"]
+    assert temporary_files(tmp_path / "missing") == []

@@ -1,4 +1,5 @@
 import gzip
+import zlib
 
 import numpy as np
 import pytest
@@ -6,7 +7,17 @@ import torch
 
 import aelib
 from aelib import data as data_mod
+from aelib.utils import offline as is_offline
 from conftest import write_idx, write_idx_folder
+
+
+@pytest.fixture
+def no_folder(monkeypatch, tmp_path):
+    """Offline, no data folder named (no root=, no $AELIB_DATA_DIR) and an empty ~/.cache."""
+    monkeypatch.setenv("AELIB_OFFLINE", "1")
+    monkeypatch.delenv("AELIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path
 
 
 def test_read_idx_round_trip(tmp_path):
@@ -62,7 +73,7 @@ def test_corrupt_file_in_data_dir_is_an_error_not_a_fallback(tmp_path):
         aelib.load_dataset("mnist", root=tmp_path, verbose=False)
 
 
-def test_offline_mnist_falls_back_to_embedded_and_says_so(offline, monkeypatch, capsys):
+def test_offline_mnist_falls_back_to_embedded_and_says_so(no_folder, monkeypatch, capsys):
     monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched while offline"))
     d = aelib.load_dataset("mnist")
     assert d.source == "embedded"
@@ -86,13 +97,13 @@ def test_embedded_split_is_stratified_real_and_fixed():
     assert not any(bytes(x.flatten().tolist()) in train for x in a.x_test)
 
 
-def test_offline_fashion_without_debian_package_explains_how_to_get_it(offline, monkeypatch):
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_DIR", offline / "no-debian")
+def test_offline_fashion_without_debian_package_explains_how_to_get_it(no_folder, monkeypatch):
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_DIR", no_folder / "no-debian")
     with pytest.raises(aelib.DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
         aelib.load_dataset("fashion-mnist", verbose=False)
 
 
-def test_debian_fashion_mnist_when_installed(offline):
+def test_debian_fashion_mnist_when_installed(no_folder):
     if not data_mod.DEBIAN_FASHION_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
     d = aelib.load_dataset("fashion-mnist", verbose=False)
@@ -134,3 +145,124 @@ def test_unknown_names_are_clear_errors(name, source, match):
 def test_to_float_scales_and_flattens():
     x = torch.tensor([[0, 255], [51, 102]], dtype=torch.uint8).reshape(2, 1, 1, 2)
     torch.testing.assert_close(aelib.to_float(x), torch.tensor([[0.0, 1.0], [0.2, 0.4]]))
+
+
+# ---- issue 9: no silent substitution, local sources first, odd and damaged files
+
+
+@pytest.mark.parametrize("how", ["root", "env"])
+def test_an_explicit_folder_without_the_files_is_an_error_never_the_subset(tmp_path, monkeypatch, how):
+    monkeypatch.setenv("AELIB_OFFLINE", "1")
+    monkeypatch.setattr(data_mod, "_load_embedded", lambda *a: pytest.fail("fell back to the subset"))
+    folder = tmp_path / "nonexistent"
+    if how == "env":
+        monkeypatch.setenv("AELIB_DATA_DIR", str(folder))
+    with pytest.raises(aelib.DataUnavailableError) as info:
+        aelib.load_dataset("mnist", root=folder if how == "root" else None, verbose=False)
+    message = str(info.value)
+    assert "missing train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte" in message
+    assert f"{folder}/MNIST/raw/" in message  # the layout expected
+
+
+def test_a_folder_holding_the_four_files_directly_is_read(tmp_path):
+    arrays = write_idx_folder(tmp_path, compress=False)
+    d = aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+    assert d.source == "dir" and d.location == str(tmp_path) and d.root == str(tmp_path)
+    np.testing.assert_array_equal(d.x_test[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
+
+
+def test_fashion_reads_the_debian_folder_before_any_download(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    write_idx_folder(debian)
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_DIR", debian)
+    monkeypatch.delenv("AELIB_OFFLINE", raising=False)  # online: the download would be possible
+    monkeypatch.delenv("AELIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched"))
+    monkeypatch.setattr(data_mod, "_load_download", lambda *a: pytest.fail("downloaded"))
+    d = aelib.load_dataset("fashion-mnist", verbose=False)
+    assert (d.source, d.location, len(d.x_train)) == ("debian", str(debian), 12)
+
+
+@pytest.mark.parametrize("value,expected", [("", False), ("0", False), ("false", False),
+                                            ("No", False), (" off ", False), ("1", True),
+                                            ("true", True), ("yes", True)])
+def test_aelib_offline_words(monkeypatch, value, expected):
+    monkeypatch.setenv("AELIB_OFFLINE", value)
+    assert is_offline() is expected
+
+
+def test_offline_zero_means_online(tmp_path, monkeypatch):
+    reached = []
+    monkeypatch.setenv("AELIB_OFFLINE", "0")
+    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: reached.append(name) or False)
+    with pytest.raises(aelib.DataUnavailableError, match="no download mirror is reachable"):
+        aelib.load_dataset("mnist", source="download", root=tmp_path, verbose=False)
+    assert reached == ["mnist"]
+
+
+def test_test_split_alone_from_a_folder_with_only_t10k_files(tmp_path, capsys):
+    arrays = write_idx_folder(tmp_path / "MNIST" / "raw")
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / "MNIST" / "raw" / f"{stem}.gz").unlink()
+    with pytest.raises(aelib.DataUnavailableError, match="missing train-images"):
+        aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+    d = aelib.load_dataset("mnist", root=tmp_path, split="test")
+    assert d.x_train.shape == (0, 1, 28, 28) and d.y_train.shape == (0,)
+    np.testing.assert_array_equal(d.x_test[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
+    np.testing.assert_array_equal(d.y_test.numpy(), arrays["t10k-labels-idx1-ubyte"])
+    assert "mnist: 6 test images from source 'dir'" in capsys.readouterr().out
+
+
+def test_embedded_test_split_is_the_same_test_set():
+    full = aelib.load_dataset("mnist", source="embedded", verbose=False)
+    test = aelib.load_dataset("mnist", source="embedded", verbose=False, split="test")
+    assert len(test.x_train) == 0
+    assert torch.equal(test.x_test, full.x_test) and torch.equal(test.y_test, full.y_test)
+
+
+def _digit_like_images(n=50):
+    """Mostly black images with a bright block: deflate compresses them with Huffman codes."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 8:20, 10:18] = np.random.default_rng(0).integers(0, 4, (n, 12, 8)) * 60
+    return images
+
+
+def test_damaged_gzip_body_names_the_file(tmp_path):
+    path = write_idx(tmp_path / "train-images-idx3-ubyte", _digit_like_images(), compress=True)
+    body = bytearray(path.read_bytes())
+    body[100] ^= 0xFF  # inside the deflate stream: zlib, not gzip's own checks, notices
+    path.write_bytes(bytes(body))
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(body))
+    with pytest.raises(aelib.IdxFormatError, match=r"train-images-idx3-ubyte\.gz.*damaged"):
+        aelib.read_idx(path)
+
+
+def test_images_that_are_not_28x28_are_refused_naming_file_and_shape(tmp_path):
+    folder = tmp_path / "MNIST" / "raw"
+    write_idx_folder(folder, compress=False)
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((6, 32, 32), np.uint8))
+    with pytest.raises(aelib.IdxFormatError, match=r"t10k-images-idx3-ubyte: .*\(6, 32, 32\)"):
+        aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+
+
+def test_a_labels_file_given_as_images_is_refused(tmp_path):
+    folder = tmp_path / "MNIST" / "raw"
+    arrays = write_idx_folder(folder, compress=False)
+    (folder / "train-images-idx3-ubyte").write_bytes((folder / "train-labels-idx1-ubyte").read_bytes())
+    n = len(arrays["train-labels-idx1-ubyte"])
+    with pytest.raises(aelib.IdxFormatError, match=rf"train-images-idx3-ubyte: .*\({n},\) \(a labels file"):
+        aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+
+
+def test_fingerprint_tells_data_apart(tmp_path):
+    write_idx_folder(tmp_path / "a" / "MNIST" / "raw")
+    write_idx_folder(tmp_path / "b" / "MNIST" / "raw")
+    a = aelib.load_dataset("mnist", root=tmp_path / "a", verbose=False)
+    b = aelib.load_dataset("mnist", root=tmp_path / "b", verbose=False)
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 64
+    b.x_train[0, 0, 0, 0] ^= 1
+    assert a.fingerprint() != b.fingerprint()
+    record = a.record()
+    assert record["sha256"] == a.fingerprint() and (record["n_train"], record["n_test"]) == (12, 6)
