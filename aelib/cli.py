@@ -525,7 +525,7 @@ def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, wr
     fixed = to_float(data.x_test[:8])
     start = time.perf_counter()
 
-    def after_epoch(epoch: int, hist: History) -> None:
+    def save(epoch: int, hist: History) -> None:
         extra = {"session_seconds": [*sessions, time.perf_counter() - start]}
         try:
             save_checkpoint(out / "checkpoint.pt", model, optimizer, hist, train_config,
@@ -533,6 +533,9 @@ def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, wr
         except CheckpointWriteError as err:
             raise RunFailed(f"{err}: {progress.saved()}") from None
         progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
+
+    def after_epoch(epoch: int, hist: History) -> None:
+        save(epoch, hist)
         # the seed's per-epoch picture, without its second de-normalisation: reconstruct() is in [0, 1]
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
         _write(out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress)
@@ -542,9 +545,11 @@ def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, wr
         seed=cfg["seed"], optimizer=optimizer, history=history, amp=cfg["amp"],
         compile_mode=args.compile, progress=not args.quiet, on_epoch_end=after_epoch if writer else None,
         **extra_fit)
-    sessions.append(time.perf_counter() - start)
     if not writer:
         return None
+    if len(history) == 0:  # --epochs 0: the untrained model, for a later --resume
+        save(0, history)
+    sessions.append(time.perf_counter() - start)
     _write_figures(model, data, history, out, progress)
     metrics = _metrics(data, cfg, history, sum(sessions), device, model)
     metrics.update(session_seconds=sessions, world_size=world, amp=cfg["amp"], compile=args.compile)

@@ -33,15 +33,18 @@ def test_train_one_epoch_end_to_end(tmp_path):
 
 
 def test_resume_five_plus_five_equals_ten(tmp_path, capsys):
-    common = ["train", "--data-source", "embedded", "--quiet"]
+    common = ["train", "--data-source", "embedded", "--quiet", "--hidden-dim", "64", "--latent-dim", "8"]
     main([*common, "--epochs", "10", "--out", str(tmp_path / "full")])
     main([*common, "--epochs", "5", "--out", str(tmp_path / "part")])
-    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "10", "--out", str(tmp_path / "part"),
-          "--resume", str(tmp_path / "part" / "checkpoint.pt")])
+    # the README's recipe: the checkpoint remembers the data source and every setting
+    main(["train", "--quiet", "--resume", str(tmp_path / "part" / "checkpoint.pt"), "--epochs", "10"])
     assert "Resuming from" in capsys.readouterr().out
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "part" / "metrics.json").read_text())
     assert resumed["train_loss"] == full["train_loss"] and resumed["test_loss"] == full["test_loss"]
+    assert resumed["data"] == full["data"] and resumed["config"] == full["config"]
+    assert sorted(p.name for p in (tmp_path / "part").glob("reconstruction_*.png")) == sorted(
+        p.name for p in (tmp_path / "full").glob("reconstruction_*.png"))
 
 
 @pytest.mark.parametrize("args,message", [
