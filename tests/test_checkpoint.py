@@ -7,8 +7,15 @@ import torch
 
 import aelib
 from aelib import checkpoint as checkpoint_mod
-from aelib.checkpoint import (CheckpointError, CheckpointWriteError, load_checkpoint, load_model_state,
-                              restore_model, save_checkpoint, temporary_files)
+from aelib.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    load_checkpoint,
+    load_model_state,
+    restore_model,
+    save_checkpoint,
+    temporary_files,
+)
 from conftest import tiny_model
 
 
@@ -19,11 +26,15 @@ def test_round_trip_restores_weights_optimizer_and_history(small, tmp_path):
     path = save_checkpoint(tmp_path / "sub" / "ck.pt", model, opt, history, {"seed": 42})
     state = load_checkpoint(path)
     restored = restore_model(state)
-    for (k, a), (_, b) in zip(model.state_dict().items(), restored.state_dict().items()):
+    for (k, a), (_, b) in zip(
+        model.state_dict().items(), restored.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), k
     assert state["history"] == history.to_dict() and state["train_config"] == {"seed": 42}
     assert state["optimizer_state"]["state"], "Adam moments must be saved for --resume"
-    assert not [p for p in path.parent.iterdir() if p.name != "ck.pt"], "temporary file left behind"
+    assert not [p for p in path.parent.iterdir() if p.name != "ck.pt"], (
+        "temporary file left behind"
+    )
 
 
 def test_tied_model_round_trip(tmp_path):
@@ -36,7 +47,9 @@ def test_tied_model_round_trip(tmp_path):
 
 def test_different_architecture_is_a_clear_error(tmp_path):
     save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
-    with pytest.raises(CheckpointError, match=r"different architecture.*latent_dim.*\(8, 64\) vs model \(20, 64\)"):
+    with pytest.raises(
+        CheckpointError, match=r"different architecture.*latent_dim.*\(8, 64\) vs model \(20, 64\)"
+    ):
         load_model_state(tiny_model(latent_dim=20), load_checkpoint(tmp_path / "ck.pt"))
 
 
@@ -59,20 +72,27 @@ def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 
     def full_disk(fd):  # the write reached the temporary file; flushing it to disk fails
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(checkpoint_mod.os, "fsync", full_disk)
-    with pytest.raises(CheckpointWriteError, match="No space left on device.*previous checkpoint.*intact"):
+    with pytest.raises(
+        CheckpointWriteError, match="No space left on device.*previous checkpoint.*intact"
+    ):
         save_checkpoint(path, tiny_model(seed=1), None, aelib.History())
     monkeypatch.setattr(checkpoint_mod.os, "fsync", real_fsync)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: tiny_model(),
-    lambda: tiny_model(tied=True, activation="tanh"),
-    lambda: aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=3, normalize_input=False),
-    lambda: aelib.ConvAutoencoder(latent_dim=5, channels=(4, 8)),
-], ids=["plain", "tied", "vae", "conv"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tiny_model(),
+        lambda: tiny_model(tied=True, activation="tanh"),
+        lambda: aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=3, normalize_input=False),
+        lambda: aelib.ConvAutoencoder(latent_dim=5, channels=(4, 8)),
+    ],
+    ids=["plain", "tied", "vae", "conv"],
+)
 def test_restore_model_rebuilds_every_class_save_checkpoint_accepts(tmp_path, make):
     torch.manual_seed(0)
     model = make()
@@ -87,7 +107,9 @@ def test_restore_model_rebuilds_every_class_save_checkpoint_accepts(tmp_path, ma
 
 
 def test_save_refuses_a_model_it_cannot_rebuild(tmp_path):
-    with pytest.raises(TypeError, match="Autoencoder, VariationalAutoencoder, ConvAutoencoder.*Linear"):
+    with pytest.raises(
+        TypeError, match="Autoencoder, VariationalAutoencoder, ConvAutoencoder.*Linear"
+    ):
         save_checkpoint(tmp_path / "ck.pt", torch.nn.Linear(2, 2), None, aelib.History())
 
 
@@ -105,10 +127,16 @@ def test_mode_follows_the_umask(tmp_path):
 def test_file_and_folder_are_fsynced_before_and_after_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(checkpoint_mod.os, "fsync",
-                        lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd))
-    monkeypatch.setattr(checkpoint_mod.os, "replace",
-                        lambda a, b: events.append(("rename", None)) or real_replace(a, b))
+    monkeypatch.setattr(
+        checkpoint_mod.os,
+        "fsync",
+        lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd),
+    )
+    monkeypatch.setattr(
+        checkpoint_mod.os,
+        "replace",
+        lambda a, b: events.append(("rename", None)) or real_replace(a, b),
+    )
     save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
     assert events == [("fsync", False), ("rename", None), ("fsync", True)]
 
@@ -116,7 +144,9 @@ def test_file_and_folder_are_fsynced_before_and_after_the_rename(tmp_path, monke
 def test_flipped_bytes_are_reported_as_damage(tmp_path):
     path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
     raw = path.read_bytes()
-    payload_start = raw.index(b"PK\x03\x04", 4)  # the inner checkpoint, stored inside the outer one
+    payload_start = raw.index(
+        b"PK\x03\x04", 4
+    )  # the inner checkpoint, stored inside the outer one
     for offset in (payload_start + 2000, len(raw) // 2):
         damaged = bytearray(raw)
         damaged[offset] ^= 0x55
@@ -127,8 +157,14 @@ def test_flipped_bytes_are_reported_as_damage(tmp_path):
 
 def test_scaler_state_and_extra_facts_round_trip(tmp_path):
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
-    save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History(), scaler=scaler,
-                    extra={"session_seconds": [1.5, 2.0]})
+    save_checkpoint(
+        tmp_path / "ck.pt",
+        tiny_model(),
+        None,
+        aelib.History(),
+        scaler=scaler,
+        extra={"session_seconds": [1.5, 2.0]},
+    )
     state = load_checkpoint(tmp_path / "ck.pt")
     restored = torch.amp.GradScaler("cpu")
     restored.load_state_dict(state["scaler_state"])
@@ -138,10 +174,19 @@ def test_scaler_state_and_extra_facts_round_trip(tmp_path):
 
 def test_version_1_checkpoints_still_load(tmp_path):
     model = tiny_model()
-    torch.save({"format": "aelib-checkpoint", "version": 1, "model_class": "Autoencoder",
-                "model_config": dict(model.config), "model_state": model.state_dict(),
-                "optimizer_state": None, "history": aelib.History().to_dict(), "train_config": {}},
-               tmp_path / "old.pt")
+    torch.save(
+        {
+            "format": "aelib-checkpoint",
+            "version": 1,
+            "model_class": "Autoencoder",
+            "model_config": dict(model.config),
+            "model_state": model.state_dict(),
+            "optimizer_state": None,
+            "history": aelib.History().to_dict(),
+            "train_config": {},
+        },
+        tmp_path / "old.pt",
+    )
     restored = restore_model(load_checkpoint(tmp_path / "old.pt"))
     x = torch.rand(2, 784)
     torch.testing.assert_close(restored(x), model(x))

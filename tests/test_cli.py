@@ -11,49 +11,96 @@ from aelib.cli import main
 
 def run_cli(*args):
     env = {**os.environ, "AELIB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "aelib", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aelib", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_train_one_epoch_end_to_end(tmp_path):
     out = tmp_path / "results"
-    proc = run_cli("train", "--epochs", "1", "--data-source", "embedded", "--out", str(out), "--quiet")
+    proc = run_cli(
+        "train", "--epochs", "1", "--data-source", "embedded", "--out", str(out), "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "source 'embedded'" in proc.stdout
     assert "====> Epoch: 1 Average training loss: " in proc.stdout
     assert "====> Test set loss: " in proc.stdout
-    for name in ("reconstruction_1.png", "reconstructions.png", "loss_curve.png", "metrics.json", "checkpoint.pt"):
+    for name in (
+        "reconstruction_1.png",
+        "reconstructions.png",
+        "loss_curve.png",
+        "metrics.json",
+        "checkpoint.pt",
+    ):
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["source"] == "embedded" and metrics["data"]["n_train"] == 4000
-    assert metrics["config"] == {"epochs": 1, "batch_size": 128, "lr": 1e-3, "hidden_dim": 400, "latent_dim": 20, "seed": 42}
+    assert metrics["config"] == {
+        "epochs": 1,
+        "batch_size": 128,
+        "lr": 1e-3,
+        "hidden_dim": 400,
+        "latent_dim": 20,
+        "seed": 42,
+    }
     assert metrics["parameters"] == 644_804 and metrics["device"] == "cpu"
-    assert len(metrics["train_loss"]) == 1 and metrics["final_test_loss"] == metrics["test_loss"][0]
+    assert (
+        len(metrics["train_loss"]) == 1 and metrics["final_test_loss"] == metrics["test_loss"][0]
+    )
     assert metrics["wall_seconds"] > 0 and metrics["versions"]["torch"] == torch.__version__
     assert f"{metrics['test_loss'][0]:.4f}" in proc.stdout
 
 
 def test_resume_five_plus_five_equals_ten(tmp_path, capsys):
-    common = ["train", "--data-source", "embedded", "--quiet", "--hidden-dim", "64", "--latent-dim", "8"]
+    common = [
+        "train",
+        "--data-source",
+        "embedded",
+        "--quiet",
+        "--hidden-dim",
+        "64",
+        "--latent-dim",
+        "8",
+    ]
     main([*common, "--epochs", "10", "--out", str(tmp_path / "full")])
     main([*common, "--epochs", "5", "--out", str(tmp_path / "part")])
     # the README's recipe: the checkpoint remembers the data source and every setting
-    main(["train", "--quiet", "--resume", str(tmp_path / "part" / "checkpoint.pt"), "--epochs", "10"])
+    main(
+        [
+            "train",
+            "--quiet",
+            "--resume",
+            str(tmp_path / "part" / "checkpoint.pt"),
+            "--epochs",
+            "10",
+        ]
+    )
     assert "Resuming from" in capsys.readouterr().out
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "part" / "metrics.json").read_text())
-    assert resumed["train_loss"] == full["train_loss"] and resumed["test_loss"] == full["test_loss"]
+    assert (
+        resumed["train_loss"] == full["train_loss"] and resumed["test_loss"] == full["test_loss"]
+    )
     assert resumed["data"] == full["data"] and resumed["config"] == full["config"]
     assert sorted(p.name for p in (tmp_path / "part").glob("reconstruction_*.png")) == sorted(
-        p.name for p in (tmp_path / "full").glob("reconstruction_*.png"))
+        p.name for p in (tmp_path / "full").glob("reconstruction_*.png")
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--epochs", "-1"], "must not be negative"),
-    (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
-    (["--lr", "abc"], "expected a number"),
-    (["--batch-size", "0"], "must be at least 1"),
-    (["--device", "tpu"], "unknown device"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--epochs", "-1"], "must not be negative"),
+        (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+        (["--lr", "abc"], "expected a number"),
+        (["--batch-size", "0"], "must be at least 1"),
+        (["--device", "tpu"], "unknown device"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_message(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--out", str(tmp_path), *args])
@@ -79,23 +126,58 @@ def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
 
 
 def test_resume_with_a_conflicting_architecture_flag(tmp_path, capsys):
-    main(["train", "--data-source", "embedded", "--quiet", "--epochs", "0", "--hidden-dim", "32",
-          "--latent-dim", "4", "--out", str(tmp_path)])
+    main(
+        [
+            "train",
+            "--data-source",
+            "embedded",
+            "--quiet",
+            "--epochs",
+            "0",
+            "--hidden-dim",
+            "32",
+            "--latent-dim",
+            "4",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data-source", "embedded", "--latent-dim", "20", "--resume",
-              str(tmp_path / "checkpoint.pt"), "--out", str(tmp_path)])
+        main(
+            [
+                "train",
+                "--data-source",
+                "embedded",
+                "--latent-dim",
+                "20",
+                "--resume",
+                str(tmp_path / "checkpoint.pt"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2
     assert "--latent-dim 20 differs from the checkpoint's 4" in capsys.readouterr().err
 
 
 def test_missing_data_offline_exits_with_how_to_get_it(tmp_path):
-    proc = run_cli("train", "--data-source", "dir", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path))
+    proc = run_cli(
+        "train",
+        "--data-source",
+        "dir",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--out",
+        str(tmp_path),
+    )
     assert proc.returncode == 2
     assert "could not be loaded" in proc.stderr and "AELIB_DATA_DIR" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("batch_size, epochs", [(128, 2), (3, 1)], ids=["even-shards", "uneven-and-empty-shards"])
+@pytest.mark.parametrize(
+    "batch_size, epochs", [(128, 2), (3, 1)], ids=["even-shards", "uneven-and-empty-shards"]
+)
 def test_torchrun_two_processes_match_one_process(tmp_path, batch_size, epochs):
     """Two gloo processes, each with its share of every global batch, against one process.
 
@@ -103,14 +185,41 @@ def test_torchrun_two_processes_match_one_process(tmp_path, batch_size, epochs):
     weighted by its share (4/3 and 2/3) for DDP's average to be the global batch's gradient; and
     4,000 = 1,333 * 3 + 1 leaves a last batch of one image, so the second process's shard is empty.
     """
-    common = ["--data-source", "embedded", "--quiet", "--epochs", str(epochs), "--hidden-dim", "64",
-              "--latent-dim", "8", "--batch-size", str(batch_size)]
+    common = [
+        "--data-source",
+        "embedded",
+        "--quiet",
+        "--epochs",
+        str(epochs),
+        "--hidden-dim",
+        "64",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        str(batch_size),
+    ]
     single = run_cli("train", *common, "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "AELIB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "aelib", "train", *common, "--out", str(tmp_path / "two")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "aelib",
+            "train",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())

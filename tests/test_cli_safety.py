@@ -1,4 +1,4 @@
-"""``python -m aelib`` fails safely: one line, the right exit code, nothing lost or mixed (issue 9).
+"""``python -m aelib`` fails safely: one line, the right exit code, nothing lost or mixed.
 
 Small runs (a 784-16-2 network, one epoch of the embedded subset) keep this file fast; the CLI runs
 in this process where that shows the same thing, and in a subprocess for signals, kills and the
@@ -45,10 +45,21 @@ def fails(capsys, argv, code=2):
 
 
 def popen(*args, **kwargs):
-    env = {**os.environ, "AELIB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, **kwargs)
+    env = {
+        **os.environ,
+        "AELIB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
+    )
 
 
 def wait_for_line(proc, text, timeout=120):
@@ -71,12 +82,22 @@ def no_data(monkeypatch):
 # ---- 3. the output folder is checked before anything else
 
 
-@pytest.mark.parametrize("make_out,message", [
-    (lambda tmp: "", "--out is empty"),
-    (lambda tmp: "/dev/null", "/dev/null exists and is not a regular folder"),
-    (lambda tmp: (tmp / "f.txt").write_text("x") and str(tmp / "f.txt"), "f.txt exists and is a file"),
-    (lambda tmp: (tmp / "f.txt").write_text("x") and str(tmp / "f.txt" / "sub"), "f.txt is a file, not a folder"),
-], ids=["empty", "dev-null", "file", "under-a-file"])
+@pytest.mark.parametrize(
+    "make_out,message",
+    [
+        (lambda tmp: "", "--out is empty"),
+        (lambda tmp: "/dev/null", "/dev/null exists and is not a regular folder"),
+        (
+            lambda tmp: (tmp / "f.txt").write_text("x") and str(tmp / "f.txt"),
+            "f.txt exists and is a file",
+        ),
+        (
+            lambda tmp: (tmp / "f.txt").write_text("x") and str(tmp / "f.txt" / "sub"),
+            "f.txt is a file, not a folder",
+        ),
+    ],
+    ids=["empty", "dev-null", "file", "under-a-file"],
+)
 def test_unusable_out_is_one_line_before_training(tmp_path, capsys, no_data, make_out, message):
     line = fails(capsys, ["train", *SMALL, "--out", make_out(tmp_path)])
     assert message in line
@@ -85,6 +106,7 @@ def test_unusable_out_is_one_line_before_training(tmp_path, capsys, no_data, mak
 def test_read_only_out_is_refused(tmp_path, capsys, no_data, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
     monkeypatch.setattr(cli.tempfile, "mkstemp", read_only)
     line = fails(capsys, ["train", *SMALL, "--out", str(tmp_path)])
     assert f"--out {tmp_path} is not writable (Read-only file system)" in line
@@ -115,8 +137,10 @@ def test_dev_null_through_a_subprocess_has_no_traceback():
     proc = popen("-m", "aelib", "train", "--out", "/dev/null")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
-    assert err.strip() == ("python -m aelib train: error: --out /dev/null exists and is not a regular "
-                           "folder (a device or special file); name a folder")
+    assert err.strip() == (
+        "python -m aelib train: error: --out /dev/null exists and is not a regular "
+        "folder (a device or special file); name a folder"
+    )
 
 
 def test_a_second_run_into_the_same_out_refuses_naming_the_first(tmp_path, capsys, no_data):
@@ -144,7 +168,9 @@ def test_outputs_of_an_earlier_run_are_refused_or_replaced(tmp_path, capsys):
 # ---- 4. interruptions
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
+@pytest.mark.parametrize(
+    "sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
 def test_a_signal_ends_with_one_line_and_the_resume_command(tmp_path, capsys, sig, code):
     out = tmp_path / "run"
     proc = popen("-m", "aelib", "train", *SMALL, "--epochs", "1000", "--out", str(out))
@@ -163,7 +189,9 @@ def test_a_signal_ends_with_one_line_and_the_resume_command(tmp_path, capsys, si
     if sig == signal.SIGINT:  # the printed command works (with a total within reach)
         argv = shlex.split(command)[3:-1] + [str(done + 1)]
         assert cli.main(argv) == 0
-        assert f"Resuming from {out / 'checkpoint.pt'} after epoch {done}" in capsys.readouterr().out
+        assert (
+            f"Resuming from {out / 'checkpoint.pt'} after epoch {done}" in capsys.readouterr().out
+        )
 
 
 KILL_DURING_WRITE = """
@@ -193,7 +221,10 @@ def test_kill_during_a_checkpoint_write_keeps_the_old_one_and_is_tidied(tmp_path
     assert len(load_checkpoint(out / "checkpoint.pt")["history"]["train_loss"]) == 1
     cli.main(["train", "--resume", str(out / "checkpoint.pt"), "--epochs", "2"])
     err = capsys.readouterr().err
-    assert f"Removed 1 temporary file(s) left in {out}/ by an interrupted write: {leftovers[0].name}" in err
+    assert (
+        f"Removed 1 temporary file(s) left in {out}/ by an interrupted write: {leftovers[0].name}"
+        in err
+    )
     assert not checkpoint_mod.temporary_files(out)
     assert len(load_checkpoint(out / "checkpoint.pt")["history"]["train_loss"]) == 2
 
@@ -206,10 +237,14 @@ def test_a_full_disk_says_the_previous_checkpoint_is_intact(tmp_path, capsys, mo
         if len(calls) == 3:  # the second checkpoint
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
+
     monkeypatch.setattr(checkpoint_mod.os, "fsync", fsync)
     line = fails(capsys, ["train", *SMALL, "--epochs", "3", "--out", str(tmp_path)], code=1)
     assert "No space left on device" in line and "previous checkpoint" in line
-    assert f"holds epoch 1 of 3; continue with: python -m aelib train --resume {tmp_path / 'checkpoint.pt'}" in line
+    assert (
+        "holds epoch 1 of 3; continue with: python -m aelib train --resume "
+        f"{tmp_path / 'checkpoint.pt'}" in line
+    )
     assert len(load_checkpoint(tmp_path / "checkpoint.pt")["history"]["train_loss"]) == 1
     assert not checkpoint_mod.temporary_files(tmp_path)
 
@@ -217,13 +252,17 @@ def test_a_full_disk_says_the_previous_checkpoint_is_intact(tmp_path, capsys, mo
 # ---- 8. sizes
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--hidden-dim", 10**12, "--hidden-dim 1000000000000 needs about"),
-    ("--latent-dim", 10**29, "--latent-dim 100000000000000000000000000000 needs about"),
-    ("--seed", 10**29, "argument --seed: must be at most 4294967295 (2**32 - 1)"),
-])
-def test_sizes_beyond_the_limits_are_refused_before_allocating(tmp_path, capsys, no_data, flag, value,
-                                                               message):
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--hidden-dim", 10**12, "--hidden-dim 1000000000000 needs about"),
+        ("--latent-dim", 10**29, "--latent-dim 100000000000000000000000000000 needs about"),
+        ("--seed", 10**29, "argument --seed: must be at most 4294967295 (2**32 - 1)"),
+    ],
+)
+def test_sizes_beyond_the_limits_are_refused_before_allocating(
+    tmp_path, capsys, no_data, flag, value, message
+):
     line = fails(capsys, ["train", *SMALL, flag, str(value), "--out", str(tmp_path)])
     assert message in line
     if flag != "--seed":
@@ -238,7 +277,9 @@ def test_sizes_beyond_the_limits_are_refused_before_allocating(tmp_path, capsys,
 def test_resume_keeps_data_and_settings_and_adds_up_wall_time(tmp_path, capsys):
     train(tmp_path, "--amp", "--lr", "0.002")
     first = json.loads((tmp_path / "metrics.json").read_text())
-    cli.main(["train", "--resume", str(tmp_path / "checkpoint.pt"), "--epochs", "2"])  # no other flag
+    cli.main(
+        ["train", "--resume", str(tmp_path / "checkpoint.pt"), "--epochs", "2"]
+    )  # no other flag
     out = capsys.readouterr().out
     assert "source 'embedded'" in out and "after epoch 1" in out
     second = json.loads((tmp_path / "metrics.json").read_text())
@@ -251,15 +292,23 @@ def test_resume_keeps_data_and_settings_and_adds_up_wall_time(tmp_path, capsys):
     assert second["wall_seconds"] > first["wall_seconds"]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["train_config"]["data"]["source"] == "embedded"
-    assert state["train_config"]["data"]["sha256"] == aelib.load_dataset(
-        "mnist", source="embedded", verbose=False).fingerprint()
+    assert (
+        state["train_config"]["data"]["sha256"]
+        == aelib.load_dataset("mnist", source="embedded", verbose=False).fingerprint()
+    )
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--epochs", "1"], "--epochs 1 is not more than the 1 epochs the checkpoint has done"),
-    (["--epochs", "2", "--amp"], "--amp was not used by the checkpoint's run"),
-    (["--epochs", "2", "--batch-size", "64"], "--batch-size 64 differs from the checkpoint's 128"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--epochs", "1"], "--epochs 1 is not more than the 1 epochs the checkpoint has done"),
+        (["--epochs", "2", "--amp"], "--amp was not used by the checkpoint's run"),
+        (
+            ["--epochs", "2", "--batch-size", "64"],
+            "--batch-size 64 differs from the checkpoint's 128",
+        ),
+    ],
+)
 def test_resume_refuses_what_it_cannot_honour(tmp_path, capsys, extra, message):
     train(tmp_path)
     capsys.readouterr()
@@ -271,24 +320,52 @@ def test_resume_on_other_data_stops_saying_what_differs(tmp_path, capsys):
     train(tmp_path / "run")
     write_idx_folder(tmp_path / "data" / "MNIST" / "raw")
     capsys.readouterr()
-    line = fails(capsys, ["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--epochs", "2",
-                          "--data-dir", str(tmp_path / "data")])
+    line = fails(
+        capsys,
+        [
+            "train",
+            "--resume",
+            str(tmp_path / "run" / "checkpoint.pt"),
+            "--epochs",
+            "2",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+    )
     assert "trained on other data than this run loads" in line
     assert "source 'embedded' -> 'dir'" in line and "n_train 4000 -> 12" in line
 
 
 def test_explicit_missing_folder_is_exit_2_never_the_subset(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AELIB_OFFLINE", "1")
-    line = fails(capsys, ["train", "--data-dir", str(tmp_path / "nonexistent"), "--out", str(tmp_path / "o")])
-    assert "missing train-images-idx3-ubyte[.gz]" in line and f"{tmp_path}/nonexistent/MNIST/raw/" in line
+    line = fails(
+        capsys,
+        ["train", "--data-dir", str(tmp_path / "nonexistent"), "--out", str(tmp_path / "o")],
+    )
+    assert (
+        "missing train-images-idx3-ubyte[.gz]" in line
+        and f"{tmp_path}/nonexistent/MNIST/raw/" in line
+    )
 
 
 def test_the_fallback_to_the_subset_is_announced(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AELIB_OFFLINE", "1")
     monkeypatch.delenv("AELIB_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    cli.main(["train", "--quiet", "--hidden-dim", "16", "--latent-dim", "2", "--epochs", "1",
-              "--out", str(tmp_path / "o")])
+    cli.main(
+        [
+            "train",
+            "--quiet",
+            "--hidden-dim",
+            "16",
+            "--latent-dim",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "5,000-digit subset" in err[0]
     assert "near 91" in err[0] and "68.45" in err[0] and "MNIST/raw" in err[0]
@@ -314,6 +391,7 @@ def test_the_loss_scaler_is_saved_and_given_back_to_fit(tmp_path, monkeypatch):
         given.append(scaler.scale)
         scaler.scale *= 2  # what loss scaling does to it during training
         return real_fit(*args, **kwargs)
+
     monkeypatch.setattr(cli, "fit", fit)
     monkeypatch.setattr(cli, "make_scaler", lambda amp, device: FakeScaler(1024.0))
     train(tmp_path)
@@ -342,11 +420,22 @@ def test_evaluate_on_a_folder_holding_only_the_test_files(tmp_path, capsys):
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
         (tmp_path / "data" / f"{stem}.gz").unlink()
     capsys.readouterr()
-    cli.main(["evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
-              "--data-dir", str(tmp_path / "data")])
+    cli.main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "run" / "checkpoint.pt"),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
     model = checkpoint_mod.restore_model(load_checkpoint(tmp_path / "run" / "checkpoint.pt"))
-    expected = aelib.evaluate(model, torch.from_numpy(arrays["t10k-images-idx3-ubyte"].astype("uint8")).unsqueeze(1))
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"====> Test set loss: {expected:.4f}"
+    expected = aelib.evaluate(
+        model, torch.from_numpy(arrays["t10k-images-idx3-ubyte"].astype("uint8")).unsqueeze(1)
+    )
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1] == f"====> Test set loss: {expected:.4f}"
+    )
 
 
 def test_evaluate_a_vae_checkpoint(tmp_path, capsys, mnist):
@@ -356,14 +445,17 @@ def test_evaluate_a_vae_checkpoint(tmp_path, capsys, mnist):
     cli.main(["evaluate", "--checkpoint", str(tmp_path / "vae.pt"), "--data-source", "embedded"])
     torch.manual_seed(3)
     expected = aelib.evaluate(vae, mnist.x_test, aelib.negative_elbo)
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"====> Test set loss: {expected:.4f}"
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1] == f"====> Test set loss: {expected:.4f}"
+    )
 
 
 def test_evaluate_a_missing_or_damaged_checkpoint(tmp_path, capsys):
     line = fails(capsys, ["evaluate", "--checkpoint", str(tmp_path / "missing.pt")])
     assert "missing.pt: no such file" in line
-    path = save_checkpoint(tmp_path / "ck.pt", aelib.Autoencoder(hidden_dim=8, latent_dim=2), None,
-                           aelib.History())
+    path = save_checkpoint(
+        tmp_path / "ck.pt", aelib.Autoencoder(hidden_dim=8, latent_dim=2), None, aelib.History()
+    )
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0x55
     path.write_bytes(bytes(raw))
@@ -376,14 +468,20 @@ def test_evaluate_a_missing_or_damaged_checkpoint(tmp_path, capsys):
 def _raiser(error):
     def fit(*args, **kwargs):
         raise error
+
     return fit
 
 
 def test_non_finite_and_diverged_losses_are_one_line_exit_1(tmp_path, capsys, monkeypatch):
     from aelib import train as train_mod
+
     diverged = getattr(train_mod, "LossDivergedError", train_mod.NonFiniteLossError)
-    for i, error in enumerate([train_mod.NonFiniteLossError("the training loss became nan at epoch 1"),
-                               diverged("the loss reached 4e12 at epoch 1; try a smaller --lr")]):
+    for i, error in enumerate(
+        [
+            train_mod.NonFiniteLossError("the training loss became nan at epoch 1"),
+            diverged("the loss reached 4e12 at epoch 1; try a smaller --lr"),
+        ]
+    ):
         monkeypatch.setattr(cli, "fit", _raiser(error))
         line = fails(capsys, ["train", *SMALL, "--out", str(tmp_path / str(i))], code=1)
         assert line == f"python -m aelib train: training failed: {error}"

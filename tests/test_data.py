@@ -68,13 +68,17 @@ def test_data_dir_env_var(tmp_path, monkeypatch):
 
 def test_corrupt_file_in_data_dir_is_an_error_not_a_fallback(tmp_path):
     write_idx_folder(tmp_path / "MNIST" / "raw", compress=False)
-    (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x0c\x01")
+    (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(
+        b"\x00\x00\x08\x01\x00\x00\x00\x0c\x01"
+    )
     with pytest.raises(aelib.IdxFormatError, match="train-labels"):
         aelib.load_dataset("mnist", root=tmp_path, verbose=False)
 
 
 def test_offline_mnist_falls_back_to_embedded_and_says_so(no_folder, monkeypatch, capsys):
-    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched while offline"))
+    monkeypatch.setattr(
+        data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched while offline")
+    )
     d = aelib.load_dataset("mnist")
     assert d.source == "embedded"
     assert (len(d.x_train), len(d.x_test)) == (4000, 1000)
@@ -121,6 +125,7 @@ def test_download_source_uses_torchvision_then_reads_its_files(tmp_path, monkeyp
             write_idx_folder(tmp_path / "MNIST" / "raw")
 
     import torchvision.datasets
+
     monkeypatch.delenv("AELIB_OFFLINE", raising=False)
     monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: True)
     monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
@@ -135,8 +140,10 @@ def test_unreachable_mirrors_skip_download_quickly(tmp_path, monkeypatch):
         aelib.load_dataset("mnist", source="download", root=tmp_path, verbose=False)
 
 
-@pytest.mark.parametrize("name,source,match", [("cifar10", "auto", "unknown dataset"),
-                                               ("mnist", "internet", "unknown data source")])
+@pytest.mark.parametrize(
+    "name,source,match",
+    [("cifar10", "auto", "unknown dataset"), ("mnist", "internet", "unknown data source")],
+)
 def test_unknown_names_are_clear_errors(name, source, match):
     with pytest.raises(ValueError, match=match):
         aelib.load_dataset(name, source=source)
@@ -151,16 +158,22 @@ def test_to_float_scales_and_flattens():
 
 
 @pytest.mark.parametrize("how", ["root", "env"])
-def test_an_explicit_folder_without_the_files_is_an_error_never_the_subset(tmp_path, monkeypatch, how):
+def test_an_explicit_folder_without_the_files_is_an_error_never_the_subset(
+    tmp_path, monkeypatch, how
+):
     monkeypatch.setenv("AELIB_OFFLINE", "1")
-    monkeypatch.setattr(data_mod, "_load_embedded", lambda *a: pytest.fail("fell back to the subset"))
+    monkeypatch.setattr(
+        data_mod, "_load_embedded", lambda *a: pytest.fail("fell back to the subset")
+    )
     folder = tmp_path / "nonexistent"
     if how == "env":
         monkeypatch.setenv("AELIB_DATA_DIR", str(folder))
     with pytest.raises(aelib.DataUnavailableError) as info:
         aelib.load_dataset("mnist", root=folder if how == "root" else None, verbose=False)
     message = str(info.value)
-    assert "missing train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte" in message
+    assert (
+        "missing train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte" in message
+    )
     assert f"{folder}/MNIST/raw/" in message  # the layout expected
 
 
@@ -178,15 +191,27 @@ def test_fashion_reads_the_debian_folder_before_any_download(tmp_path, monkeypat
     monkeypatch.delenv("AELIB_OFFLINE", raising=False)  # online: the download would be possible
     monkeypatch.delenv("AELIB_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched"))
+    monkeypatch.setattr(
+        data_mod, "_mirrors_reachable", lambda name: pytest.fail("network touched")
+    )
     monkeypatch.setattr(data_mod, "_load_download", lambda *a: pytest.fail("downloaded"))
     d = aelib.load_dataset("fashion-mnist", verbose=False)
     assert (d.source, d.location, len(d.x_train)) == ("debian", str(debian), 12)
 
 
-@pytest.mark.parametrize("value,expected", [("", False), ("0", False), ("false", False),
-                                            ("No", False), (" off ", False), ("1", True),
-                                            ("true", True), ("yes", True)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        (" off ", False),
+        ("1", True),
+        ("true", True),
+        ("yes", True),
+    ],
+)
 def test_aelib_offline_words(monkeypatch, value, expected):
     monkeypatch.setenv("AELIB_OFFLINE", value)
     assert is_offline() is expected
@@ -250,9 +275,13 @@ def test_images_that_are_not_28x28_are_refused_naming_file_and_shape(tmp_path):
 def test_a_labels_file_given_as_images_is_refused(tmp_path):
     folder = tmp_path / "MNIST" / "raw"
     arrays = write_idx_folder(folder, compress=False)
-    (folder / "train-images-idx3-ubyte").write_bytes((folder / "train-labels-idx1-ubyte").read_bytes())
+    (folder / "train-images-idx3-ubyte").write_bytes(
+        (folder / "train-labels-idx1-ubyte").read_bytes()
+    )
     n = len(arrays["train-labels-idx1-ubyte"])
-    with pytest.raises(aelib.IdxFormatError, match=rf"train-images-idx3-ubyte: .*\({n},\) \(a labels file"):
+    with pytest.raises(
+        aelib.IdxFormatError, match=rf"train-images-idx3-ubyte: .*\({n},\) \(a labels file"
+    ):
         aelib.load_dataset("mnist", root=tmp_path, verbose=False)
 
 
