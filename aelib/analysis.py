@@ -1,4 +1,4 @@
-"""Linear autoencoders, PCA and the angles between subspaces.
+"""PCA and the angles between subspaces (the linear autoencoder is :class:`aelib.models.LinearAutoencoder`).
 
 A linear autoencoder trained with squared error spans the same subspace as the top principal
 components: Bourlard & Kamp (1988), "Auto-association by multilayer perceptrons and singular value
@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from .data import to_float
-from .models import _check_sizes, flatten_images
 
 
 class PCA(NamedTuple):
@@ -100,51 +98,3 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     cosines = torch.linalg.svdvals(overlap).clamp(max=1.0)  # descending: angles ascending
     sines = torch.linalg.svdvals(qb - qa @ overlap).clamp(max=1.0).flip(0)  # ascending
     return torch.where(cosines ** 2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))
-
-
-class LinearAutoencoder(nn.Module):
-    """The purely linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
-
-    Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
-    :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
-    themselves: train it with :func:`aelib.mse_loss`; :meth:`reconstruct` applies no sigmoid.
-
-    Args:
-        input_dim: ``d``, values per input.
-        latent_dim: ``m``, the code size (``m < d`` is undercomplete, ``m >= d`` overcomplete).
-        bias: give both maps a bias.
-        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before encoding
-            and added back after decoding; default zeros. Centring changes no reachable function
-            when ``bias`` is on, but it makes gradient descent far better conditioned.
-    """
-
-    def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
-                 center: torch.Tensor | None = None):
-        super().__init__()
-        _check_sizes(input_dim=input_dim, latent_dim=latent_dim)
-        center = torch.zeros(input_dim) if center is None else _rows(center.reshape(1, -1))[0].detach().clone()
-        if center.shape != (input_dim,):
-            raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")
-        self.input_dim, self.latent_dim = input_dim, latent_dim
-        self.register_buffer("center", center.float())
-        self.encoder = nn.Linear(input_dim, latent_dim, bias=bias)
-        self.decoder = nn.Linear(latent_dim, input_dim, bias=bias)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: z ``(B, m)``."""
-        return self.encoder(flatten_images(x, self.input_dim) - self.center)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstruction. Args: z ``(B, m)``. Returns: x_hat ``(B, d)``."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.decoder(z) + self.center
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: x_hat ``(B, d)``."""
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in the shape of ``x`` (no sigmoid: the output layer is linear)."""
-        return self(x).reshape(x.shape)

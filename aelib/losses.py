@@ -52,21 +52,6 @@ def mse_loss(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target, reduction="sum") / target.shape[0]
 
 
-def seed_loss(recon_x: torch.Tensor, x_normalized: torch.Tensor) -> torch.Tensor:
-    """The seed script's ``loss_function``, verbatim: BCE summed over the batch and pixels.
-
-    Kept as the reference that :func:`bce_loss` is tested against.
-
-    Args:
-        recon_x: sigmoid outputs ``(B, 784)``.
-        x_normalized: inputs normalised to [-1, 1] by ``Normalize((0.5,), (0.5,))``.
-    Returns:
-        Scalar tensor: the **sum** over the batch (the seed divides by the data set size later).
-    """
-    x = (x_normalized.view(-1, 784) + 1) / 2
-    return F.binary_cross_entropy(recon_x, x, reduction="sum")
-
-
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, summed over the code, mean over images.
 
