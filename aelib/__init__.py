@@ -3,8 +3,8 @@
 Importing it only defines things: seeding, plotting styles and downloads are explicit calls.
 """
 
-from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
 from . import regularizers
+from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
 from .losses import bce_loss, gaussian_kl, mse_loss, negative_elbo
 from .models import (
     Autoencoder,
@@ -21,8 +21,29 @@ from .utils import pick_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "Autoencoder", "AutoencoderBase", "ConvAutoencoder", "LinearAutoencoder", "Dataset", "DataUnavailableError", "History", "IdxFormatError",
-    "NonFiniteLossError", "bce_loss", "count_parameters", "evaluate", "fit", "gaussian_kl", "load_dataset",
-    "make_optimizer", "mse_loss", "negative_elbo", "pick_device", "read_idx", "regularizers",
-    "seed_everything", "to_float", "VAEOutput", "VariationalAutoencoder",
+    "Autoencoder",
+    "AutoencoderBase",
+    "ConvAutoencoder",
+    "LinearAutoencoder",
+    "Dataset",
+    "DataUnavailableError",
+    "History",
+    "IdxFormatError",
+    "NonFiniteLossError",
+    "bce_loss",
+    "count_parameters",
+    "evaluate",
+    "fit",
+    "gaussian_kl",
+    "load_dataset",
+    "make_optimizer",
+    "mse_loss",
+    "negative_elbo",
+    "pick_device",
+    "read_idx",
+    "regularizers",
+    "seed_everything",
+    "to_float",
+    "VAEOutput",
+    "VariationalAutoencoder",
 ]

@@ -26,7 +26,13 @@ def codes_to_images(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def images_to_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Codes of images (uint8 or float), in eval mode. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)``. Returns: ``(B, m)``."""
+    """Codes of images, in eval mode, on the CPU.
+
+    Args:
+        x: images ``(B, 784)`` or ``(B, 1, 28, 28)``, uint8 or float in [0, 1].
+    Returns:
+        ``(B, m)``.
+    """
     with eval_mode(model):
         return model.encode(to_float(x).to(next(model.parameters()).device)).cpu()
 
@@ -59,7 +65,8 @@ def interpolate_pairs(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t)
     """
     if x_a.shape != x_b.shape:
         raise ValueError(
-            f"x_a and x_b must pair up image by image, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
+            "x_a and x_b must pair up image by image, "
+            f"got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
         )
     return decode_segment(model, *_codes(model, x_a, x_b), t)
 
@@ -107,6 +114,7 @@ def denoise(
 def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
     if x.numel() != 784:
         raise ValueError(
-            f"{name} must be one 28x28 image ((784,), (1, 784) or (1, 1, 28, 28)), got {tuple(x.shape)}"
+            f"{name} must be one 28x28 image ((784,), (1, 784) or (1, 1, 28, 28)), "
+            f"got {tuple(x.shape)}"
         )
     return x.reshape(1, 784)

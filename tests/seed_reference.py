@@ -1,4 +1,4 @@
-"""The seed script's own loss, kept verbatim as a test-only reference for :func:`aelib.bce_loss`."""
+"""The seed script's own loss, verbatim, the test-only reference for :func:`aelib.bce_loss`."""
 
 import torch
 from torch.nn import functional as F

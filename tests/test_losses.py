@@ -1,9 +1,8 @@
 import torch
+from seed_reference import seed_loss
 from torch.nn import functional as F
 
 import aelib
-
-from seed_reference import seed_loss
 
 
 def test_bce_loss_equals_the_seeds_formula(mnist):
@@ -42,5 +41,6 @@ def test_mse_loss_is_sum_over_pixels_mean_over_images():
 
 def test_shape_mismatch_is_a_clear_error():
     import pytest
+
     with pytest.raises(ValueError, match=r"logits of shape \(2, 784\)"):
         aelib.bce_loss(torch.zeros(2, 10), torch.zeros(2, 784))
