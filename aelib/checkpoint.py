@@ -16,15 +16,40 @@ from pathlib import Path
 
 import torch
 
-from .models import Autoencoder, ConvAutoencoder, VariationalAutoencoder
+from .models import Autoencoder, ConvAutoencoder, LinearAutoencoder, VariationalAutoencoder
 from .train import History
 
 FORMAT = "aelib-checkpoint"
 VERSION = 2
 MODEL_CLASSES = {
-    cls.__name__: cls for cls in (Autoencoder, VariationalAutoencoder, ConvAutoencoder)
+    cls.__name__: cls
+    for cls in (Autoencoder, VariationalAutoencoder, ConvAutoencoder, LinearAutoencoder)
 }
 _TMP_SUFFIX = ".tmp"
+
+
+def constructor_args(model: torch.nn.Module) -> dict:
+    """The arguments that rebuild ``model``'s architecture, read off its attributes.
+
+    Args:
+        model: an instance of one of :data:`MODEL_CLASSES`.
+    Returns:
+        Keyword arguments for its class: its ``config`` where it keeps one; for
+        :class:`aelib.LinearAutoencoder`, ``input_dim``, ``latent_dim`` and ``bias`` (its
+        ``center`` is a buffer, restored with the weights).
+    Raises:
+        TypeError: a class :func:`restore_model` cannot rebuild.
+    """
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise TypeError(f"save_checkpoint stores {', '.join(MODEL_CLASSES)} models, got {name}")
+    if isinstance(model, LinearAutoencoder):
+        return {
+            "input_dim": model.input_dim,
+            "latent_dim": model.latent_dim,
+            "bias": model.encoder.bias is not None,
+        }
+    return dict(model.config)
 
 
 class CheckpointError(ValueError):
@@ -84,9 +109,10 @@ def save_checkpoint(
 
     Args:
         path: where to write (for example ``results/checkpoint.pt``).
-        model: an :class:`aelib.Autoencoder` (plain or tied), :class:`aelib.VariationalAutoencoder`
-            or :class:`aelib.ConvAutoencoder`; its class name and ``config`` (the constructor's
-            arguments) are stored so that :func:`restore_model` can rebuild it.
+        model: an :class:`aelib.Autoencoder` (plain or tied),
+            :class:`aelib.VariationalAutoencoder`, :class:`aelib.ConvAutoencoder` or
+            :class:`aelib.LinearAutoencoder`; its class name and constructor arguments
+            (:func:`constructor_args`) are stored so that :func:`restore_model` can rebuild it.
         optimizer: its state is stored for ``--resume`` (may be ``None``).
         history: the losses so far.
         train_config: settings of the run (epochs, batch size, lr, seed, data), stored as given.
@@ -98,15 +124,11 @@ def save_checkpoint(
         TypeError: ``model`` is of a class that :func:`restore_model` cannot rebuild.
         CheckpointWriteError: the file could not be written; the previous checkpoint is intact.
     """
-    name = type(model).__name__
-    if MODEL_CLASSES.get(name) is not type(model) or not isinstance(
-        getattr(model, "config", None), dict
-    ):
-        raise TypeError(f"save_checkpoint stores {', '.join(MODEL_CLASSES)} models, got {name}")
+    config = constructor_args(model)
     path = Path(path)
     state = {
-        "model_class": name,
-        "model_config": dict(model.config),
+        "model_class": type(model).__name__,
+        "model_config": config,
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scaler_state": scaler.state_dict() if scaler is not None else None,
@@ -232,8 +254,9 @@ def restore_model(state: dict) -> torch.nn.Module:
     Args:
         state: what :func:`load_checkpoint` returned.
     Returns:
-        A new model of the saved class (``Autoencoder``, tied or not, ``VariationalAutoencoder``
-        or ``ConvAutoencoder``) with the saved configuration and weights, on the CPU.
+        A new model of the saved class (``Autoencoder``, tied or not, ``VariationalAutoencoder``,
+        ``ConvAutoencoder`` or ``LinearAutoencoder``) with the saved configuration and weights,
+        on the CPU.
     Raises:
         CheckpointError: the checkpoint names a class this aelib does not have, or a
             configuration its constructor refuses.

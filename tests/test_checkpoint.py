@@ -10,6 +10,7 @@ from aelib import checkpoint as checkpoint_mod
 from aelib.checkpoint import (
     CheckpointError,
     CheckpointWriteError,
+    constructor_args,
     load_checkpoint,
     load_model_state,
     restore_model,
@@ -90,15 +91,18 @@ def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
         lambda: tiny_model(tied=True, activation="tanh"),
         lambda: aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=3, normalize_input=False),
         lambda: aelib.ConvAutoencoder(latent_dim=5, channels=(4, 8)),
+        lambda: aelib.LinearAutoencoder(latent_dim=3, bias=False, center=torch.rand(784)),
     ],
-    ids=["plain", "tied", "vae", "conv"],
+    ids=["plain", "tied", "vae", "conv", "linear"],
 )
 def test_restore_model_rebuilds_every_class_save_checkpoint_accepts(tmp_path, make):
     torch.manual_seed(0)
     model = make()
     save_checkpoint(tmp_path / "ck.pt", model, None, aelib.History())
     restored = restore_model(load_checkpoint(tmp_path / "ck.pt"))
-    assert type(restored) is type(model) and restored.config == model.config
+    assert type(restored) is type(model)
+    assert constructor_args(restored) == constructor_args(model)
+    assert restored.state_dict().keys() == model.state_dict().keys()
     x = torch.rand(3, 784)
     if isinstance(model, aelib.VariationalAutoencoder):
         torch.testing.assert_close(restored.reconstruct(x), model.reconstruct(x))
@@ -108,7 +112,7 @@ def test_restore_model_rebuilds_every_class_save_checkpoint_accepts(tmp_path, ma
 
 def test_save_refuses_a_model_it_cannot_rebuild(tmp_path):
     with pytest.raises(
-        TypeError, match="Autoencoder, VariationalAutoencoder, ConvAutoencoder.*Linear"
+        TypeError, match="Autoencoder, VariationalAutoencoder, ConvAutoencoder.*got Linear$"
     ):
         save_checkpoint(tmp_path / "ck.pt", torch.nn.Linear(2, 2), None, aelib.History())
 
