@@ -539,15 +539,17 @@ def _device(flag: str) -> torch.device:
         raise UsageError(str(err)) from None
 
 
-def _load_resume(path: str | None) -> dict | None:
-    if path is None:
-        return None
+def _read_checkpoint(flag: str, path: str) -> dict:
+    if Path(path).is_dir():
+        raise UsageError(f"{flag} {path} is a folder; pass the checkpoint.pt inside it")
     try:
         return load_checkpoint(path)
     except FileNotFoundError:
-        raise UsageError(f"--resume {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--resume {path} is a folder; pass its checkpoint.pt") from None
+        raise UsageError(f"{flag} {path}: no such file") from None
+
+
+def _load_resume(path: str | None) -> dict | None:
+    return None if path is None else _read_checkpoint("--resume", path)
 
 
 def train_command(args: argparse.Namespace) -> dict | None:
@@ -779,14 +781,7 @@ def evaluate_command(args: argparse.Namespace) -> float:
         The loss printed.
     """
     device = _device(args.device)
-    try:
-        state = load_checkpoint(args.checkpoint)
-    except FileNotFoundError:
-        raise UsageError(f"--checkpoint {args.checkpoint}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(
-            f"--checkpoint {args.checkpoint} is a folder; pass its checkpoint.pt"
-        ) from None
+    state = _read_checkpoint("--checkpoint", args.checkpoint)
     model = restore_model(state).to(device)
     saved = state.get("train_config") or {}
     name, source, root = _data_request(args, saved)

@@ -453,6 +453,8 @@ def test_evaluate_a_vae_checkpoint(tmp_path, capsys, mnist):
 def test_evaluate_a_missing_or_damaged_checkpoint(tmp_path, capsys):
     line = fails(capsys, ["evaluate", "--checkpoint", str(tmp_path / "missing.pt")])
     assert "missing.pt: no such file" in line
+    line = fails(capsys, ["train", "--resume", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert f"--resume {tmp_path} is a folder; pass the checkpoint.pt inside it" in line
     path = save_checkpoint(
         tmp_path / "ck.pt", aelib.Autoencoder(hidden_dim=8, latent_dim=2), None, aelib.History()
     )
