@@ -11,7 +11,7 @@ What chapter 8 needs beyond :class:`aelib.VariationalAutoencoder` and
 - :func:`gradient_samples` and :func:`estimator_variance`: the reparameterisation and the
   score-function (REINFORCE, Williams 1992) estimators of one gradient, on the same draws;
 - :func:`activity`, :func:`active_units`, :func:`kl_per_dimension`: which code dimensions are used
-  (Burda et al. 2016, sec. 5.2);
+  (Burda et al. 2016);
 - :class:`KLWarmup` and :func:`free_bits_loss`: two remedies for posterior collapse (Sønderby et
   al. 2016; Kingma et al. 2016), used through :func:`aelib.fit`'s ``loss_fn`` and ``on_epoch_end``;
 - :func:`aggregate_log_density`: the aggregate posterior ``q(z) = mean_n q(z|x_n)`` (Hoffman &
@@ -115,7 +115,7 @@ def log_importance_weights(
 ) -> torch.Tensor:
     """``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)`` for ``z_i ~ q(z|x)``.
 
-    Burda et al. (2016), eq. 8, with a Bernoulli decoder, the prior N(0, I) and a diagonal
+    Burda et al. (2016), with a Bernoulli decoder, the prior N(0, I) and a diagonal
     Gaussian q. With ``num_samples = 1`` and the same draw this is the one-sample ELBO estimate.
 
     Args:
@@ -143,7 +143,7 @@ def log_importance_weights(
 def iwae(log_w: torch.Tensor) -> torch.Tensor:
     """The importance-weighted bound from log-weights: ``log (1/k) sum_i w_i``, by logsumexp.
 
-    Burda et al. (2016), eq. 8. ``logsumexp`` subtracts the largest log-weight before
+    Burda et al. (2016). ``logsumexp`` subtracts the largest log-weight before
     exponentiating, so weights of ``exp(-100)`` neither underflow nor lose the others.
 
     Args:
@@ -354,7 +354,7 @@ def free_bits_loss(output, x: torch.Tensor, free_bits: float, beta: float = 1.0)
     """The negative ELBO with "free bits": each dimension's KL counts at least ``free_bits`` nats.
 
     ``BCE + beta * sum_j max(free_bits, mean_batch KL_j)`` (Kingma et al. 2016, "Improved
-    variational inference with inverse autoregressive flow", appendix C.8): below ``free_bits``
+    variational inference with inverse autoregressive flow", appendix): below ``free_bits``
     a dimension's KL has no gradient, so the optimiser gains nothing by shutting it off.
 
     Args:
@@ -375,7 +375,7 @@ def free_bits_loss(output, x: torch.Tensor, free_bits: float, beta: float = 1.0)
 class KLWarmup:
     """KL warm-up: the KL weight grows linearly from 0 to ``beta`` over the first epochs.
 
-    Sønderby et al. (2016), "Ladder variational autoencoders", sec. 2.3 (there to ``beta = 1``).
+    Sønderby et al. (2016), "Ladder variational autoencoders" (there to ``beta = 1``).
 
     Pass the object as ``loss_fn`` and its :meth:`on_epoch_end` as ``on_epoch_end`` to
     :func:`aelib.fit`. Epoch ``e`` (counted from 1) trains with the weight
