@@ -15,14 +15,22 @@ from .models import (
     VariationalAutoencoder,
     count_parameters,
 )
-from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
+from .train import (
+    History,
+    LossDivergedError,
+    NonFiniteLossError,
+    evaluate,
+    fit,
+    make_optimizer,
+    make_scaler,
+)
 from .utils import pick_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autoencoder", "AutoencoderBase", "ConvAutoencoder", "LinearAutoencoder", "Dataset", "DataUnavailableError", "History", "IdxFormatError",
-    "NonFiniteLossError", "bce_loss", "count_parameters", "evaluate", "fit", "gaussian_kl", "load_dataset",
-    "make_optimizer", "mse_loss", "negative_elbo", "pick_device", "read_idx", "regularizers",
+    "LossDivergedError", "NonFiniteLossError", "bce_loss", "count_parameters", "evaluate", "fit", "gaussian_kl", "load_dataset",
+    "make_optimizer", "make_scaler", "mse_loss", "negative_elbo", "pick_device", "read_idx", "regularizers",
     "seed_everything", "to_float", "VAEOutput", "VariationalAutoencoder",
 ]
