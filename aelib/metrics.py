@@ -14,7 +14,7 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import precision_score, recall_score, roc_auc_score, roc_curve
 from torch import nn
 from torch.nn import functional as F
 
@@ -153,9 +153,10 @@ def precision_recall_at(threshold: float, scores_normal: torch.Tensor | np.ndarr
         is flagged, as scikit-learn's ``zero_division=0``) and the fraction of anomalies flagged.
     """
     s0, s1 = _scores("scores_normal", scores_normal), _scores("scores_anomalous", scores_anomalous)
-    true_pos, false_pos = int((s1 > threshold).sum()), int((s0 > threshold).sum())
-    flagged = true_pos + false_pos
-    return (true_pos / flagged if flagged else 0.0), true_pos / len(s1)
+    y = np.r_[np.zeros(len(s0)), np.ones(len(s1))]
+    flagged = np.r_[s0, s1] > threshold
+    precision = precision_score(y, flagged, zero_division=0)
+    return float(precision), float(recall_score(y, flagged))
 
 
 # --- compression ------------------------------------------------------------------------------
