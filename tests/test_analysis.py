@@ -65,7 +65,11 @@ def test_pca_recovers_a_planted_subspace():
     result = pca(x, 3)
     assert principal_angles(result.components.T, basis).max() < 0.01
     torch.testing.assert_close(result.explained_variance, scales ** 2, rtol=0.1, atol=0)
-    torch.testing.assert_close(result.mean, torch.full((40,), 0.4, dtype=torch.float64), atol=0.5, rtol=0)
+    torch.testing.assert_close(result.mean, x.mean(0))
+    # the sample mean is 0.4 up to its standard error, sqrt(var_j / n), in every coordinate
+    standard_error = ((basis**2 @ scales**2 + 1e-4) / len(x)).sqrt()
+    assert ((result.mean - 0.4).abs() < 4 * standard_error).all()
+    assert not ((result.mean - 0.5).abs() < 4 * standard_error).all()
 
 
 def test_pca_matches_numpy_covariance(mnist):

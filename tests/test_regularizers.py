@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Bernoulli, Normal, kl_divergence
 
 import aelib
 from aelib import regularizers as R
@@ -51,7 +51,58 @@ def test_kl_sparsity_matches_bernoulli_kl():
 
 def test_l1_activity():
     z = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
-    assert R.l1_activity(z).item() == pytest.approx(3.0)
+    assert R.l1_activity(z).item() == pytest.approx(3.0)  # (|1| + |-2| + |0| + |3|) / 2 images
+
+
+PENALTIES = {  # a model, the regularizer, and its formula written out
+    "l1": (lambda: tiny_model(), R.L1Activity(0.5),
+           lambda m, x: 0.5 * m.encode(x).abs().sum(1).mean()),
+    "kl": (lambda: tiny_model(code_activation="sigmoid"), R.KLSparsity(rho=0.05, lam=2.0),
+           lambda m, x: 2.0 * kl_divergence(Bernoulli(probs=torch.full((8,), 0.05)),
+                                            Bernoulli(probs=m.encode(x).mean(0))).sum()),
+    "contractive": (lambda: sigmoid_encoder_model(), R.Contractive(0.3),
+                    lambda m, x: 0.3 * torch.stack([
+                        torch.autograd.functional.jacobian(
+                            lambda v: m.encode(v[None])[0], xi, create_graph=True).pow(2).sum()
+                        for xi in x]).mean()),
+}
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_each_penalty_is_lambda_times_its_formula(name, small):
+    make, regularizer, formula = PENALTIES[name]
+    model, x = make(), aelib.to_float(small[0][:16])
+    penalty = regularizer(model, x)
+    torch.testing.assert_close(penalty, formula(model, x))
+    assert penalty > 0.01  # a zero penalty fails above; a positive one is what is added
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_fit_steps_down_the_gradient_of_loss_plus_penalty(name, small):
+    """One SGD step of fit on one batch equals theta - lr * grad(loss + penalty), by autograd.
+
+    The penalty's own gradient is large enough here that the step without it, or with its sign
+    flipped, misses the tolerance.
+    """
+    import copy
+    make, regularizer, formula = PENALTIES[name]
+    x, lr = aelib.to_float(small[0][:32]), 0.05
+    model = make()
+    twin = copy.deepcopy(model)
+    history = aelib.fit(model, x, num_epochs=1, batch_size=len(x), regularizer=regularizer,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=lr), progress=False,
+                        verbose=False)
+    params = list(twin.parameters())
+    loss, penalty = aelib.bce_loss(twin(x), x), formula(twin, x)
+    assert history.train_loss[0] == pytest.approx((loss + penalty).item(), rel=1e-5)
+    g_loss = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    g_pen = torch.autograd.grad(penalty, params, allow_unused=True)
+    for sign in (1, 0, -1):
+        expected = [p - lr * (gl + sign * (gp if gp is not None else 0))
+                    for p, gl, gp in zip(params, g_loss, g_pen)]
+        close = all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+                    for a, b in zip(model.parameters(), expected))
+        assert close == (sign == 1), sign
 
 
 def test_gaussian_kl_matches_torch_distributions():
@@ -113,11 +164,8 @@ def test_conv_autoencoder_shapes_and_weight_sharing():
 def test_every_variant_trains_through_fit(small):
     x_train, x_test = small
     kw = dict(num_epochs=2, progress=False, verbose=False)
-    runs = {
-        "sparse_l1": aelib.fit(tiny_model(), x_train, x_test, regularizer=R.L1Activity(1e-2), **kw),
-        "sparse_kl": aelib.fit(tiny_model(code_activation="sigmoid"), x_train, x_test, regularizer=R.KLSparsity(0.05, 1.0), **kw),
+    runs = {  # the regularizers: test_fit_steps_down_the_gradient_of_loss_plus_penalty
         "denoising": aelib.fit(tiny_model(), x_train, x_test, corruption=R.MaskingNoise(0.3), **kw),
-        "contractive": aelib.fit(sigmoid_encoder_model(), x_train, x_test, regularizer=R.Contractive(1e-3), **kw),
         "vae": aelib.fit(VariationalAutoencoder(hidden_dim=64, latent_dim=8), x_train, x_test, loss_fn=negative_elbo, **kw),
         "conv": aelib.fit(ConvAutoencoder(latent_dim=8), x_train, x_test, **kw),
     }

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -124,14 +126,110 @@ def test_evaluate_equals_a_single_full_batch(small):
     assert aelib.evaluate(model, x, batch_size=100) == pytest.approx(full, rel=1e-5)
 
 
-def test_random_streams_never_coincide():
-    """Each epoch's order, corruption noise and global stream get seeds no other (seed, epoch) reuses."""
-    from aelib.train import _stream_seed
-    order = {s * 1_000_003 + e for s in range(4) for e in range(1, 51)}
-    streams = [_stream_seed(s, e, k) for s in range(4) for e in range(1, 51) for k in range(1, 5)]
-    assert len(set(streams)) == len(streams)
-    assert not order & set(streams)
+def test_each_epoch_draws_fresh_noise_from_streams_of_its_own(small):
+    """Corruption noise, the global stream (a VAE's eps) and the order differ between epochs,
+    between streams and between seeds, and the noise comes from a CPU generator."""
+    x_train, _ = small
+    noise, globals_, devices = {}, {}, set()
 
+    def recording_corruption(x, generator):
+        devices.add(generator.device.type)
+        draws = noise.setdefault(seed, [])
+        draws.append(torch.rand(4, generator=generator))
+        globals_.setdefault(seed, []).append(torch.rand(4))  # the global generator's stream
+        return x
+
+    for seed in (1, 2):
+        aelib.fit(tiny_model(), x_train, num_epochs=2, batch_size=len(x_train), seed=seed,
+                  corruption=recording_corruption, progress=False, verbose=False)
+    assert devices == {"cpu"}
+    draws = [d for seed in (1, 2) for d in noise[seed] + globals_[seed]]
+    assert len(draws) == 8
+    for i in range(8):
+        for j in range(i):
+            assert not torch.equal(draws[i], draws[j]), (i, j)
+
+
+def test_train_epoch_is_the_seeds_loop_and_what_fit_runs(small):
+    """The seed's train(), written out with the same order and noise, gives fit's first epoch."""
+    x_train, _ = small
+    x = aelib.to_float(x_train)
+    model = tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(42 * 1_000_003 + 1))
+    train_loss = 0.0
+    for start in range(0, len(x), 100):
+        data = x[perm[start:start + 100]]
+        optimizer.zero_grad()
+        loss = aelib.bce_loss(model(data), data)
+        loss.backward()
+        train_loss += loss.item() * len(data)
+        optimizer.step()
+    by_hand = train_loss / len(x)
+
+    from aelib.train import train_epoch
+    again = tiny_model()
+    order = torch.Generator().manual_seed(42 * 1_000_003 + 1)
+    direct = train_epoch(again, x, torch.optim.Adam(again.parameters(), lr=1e-3), batch_size=100,
+                         order=order)
+    fitted = aelib.fit(tiny_model(), x_train, num_epochs=1, batch_size=100, seed=42,
+                       optimizer=None, progress=False, verbose=False,
+                       lr=1e-3).train_loss[0]
+    assert direct == pytest.approx(by_hand, rel=1e-6)
+    for p, q in zip(model.parameters(), again.parameters()):
+        torch.testing.assert_close(p, q)
+    assert fitted == pytest.approx(by_hand, rel=1e-4)  # fused Adam: same steps, other rounding
+
+
+def test_fit_restores_the_callers_random_state(small):
+    model = tiny_model()  # seeds torch itself
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    aelib.fit(model, small[0][:64], num_epochs=2, corruption=aelib.regularizers.GaussianNoise(0.1),
+              progress=False, verbose=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_fit_restores_every_cuda_gpu_and_mps_state(small, monkeypatch):
+    """Without a GPU here: fake two initialized CUDA devices and MPS, and watch the restore."""
+    import aelib.utils
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda i: torch.tensor([10 + i]))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: restored.update({f"cuda:{i}": s}))
+    monkeypatch.setattr(aelib.utils, "_mps_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: torch.tensor([99]))
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s: restored.update(mps=s))
+    aelib.fit(tiny_model(), small[0][:64], num_epochs=1, progress=False, verbose=False)
+    assert {k: v.item() for k, v in restored.items()} == {"cuda:0": 10, "cuda:1": 11, "mps": 99}
+
+
+def test_cuda_without_an_index_is_the_local_rank_gpu_under_torchrun(monkeypatch):
+    from aelib.distributed import local_device
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert local_device(torch.device("cuda")) == torch.device("cuda")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert local_device(torch.device("cuda")) == torch.device("cuda", 3)
+    assert local_device(torch.device("cuda", 1)) == torch.device("cuda", 1)  # explicit index kept
+    assert local_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("world", [2, 3, 5])
+@pytest.mark.parametrize("global_size", [1, 2, 7, 128])
+def test_shards_partition_each_batch_and_weights_average_to_its_mean(world, global_size):
+    """The shards are the batch in order; the weighted mean losses average to the batch mean."""
+    from aelib.distributed import Shard
+    xb = torch.arange(global_size, dtype=torch.float32).reshape(-1, 1)
+    shards = [Shard(rank, world) for rank in range(world)]
+    parts = [s.take(xb) for s in shards]
+    held = [p for s, p in zip(shards, parts) if s.size(global_size) > 0]
+    assert torch.equal(torch.cat(held), xb)
+    assert [s.size(global_size) for s in shards] == [len(p) for p in held] + [0] * (world - len(held))
+    # DDP averages the per-process gradients: sum_r weight_r * mean_r / world = the global mean
+    averaged = sum(s.weight(global_size) * p.mean() for s, p in zip(shards, parts)) / world
+    assert averaged.item() == pytest.approx(xb.mean().item())
 
 
 def test_a_float64_model_is_refused_with_the_fix(small):
@@ -145,3 +243,121 @@ def test_a_vae_without_its_loss_gets_told_which_loss(small):
     with pytest.raises(ValueError, match="loss_fn=aelib.negative_elbo"):
         aelib.fit(aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=4), x_train, num_epochs=1,
                   progress=False, verbose=False)
+
+
+def test_a_loss_that_explodes_for_two_epochs_stops_with_the_epoch_and_the_loss(small):
+    """Adam at lr = 10 (the issue's case): epochs of 1e11 per image, finite, never NaN."""
+    history = aelib.History()
+    with pytest.raises(aelib.LossDivergedError,
+                       match=r"epoch 2 after .* at epoch 1, more than 10 times the first batch's "
+                             r"5\d\d\.\d; lower the learning rate \(it is 10: try 1\)"):
+        aelib.fit(tiny_model(), small[0], num_epochs=5, lr=10.0, history=history, progress=False,
+                  verbose=False)
+    assert len(history) == 2 and min(history.train_loss) > 10 * history.first_batch_loss
+    assert issubclass(aelib.LossDivergedError, FloatingPointError)
+
+
+def scaled_loss(factors):
+    """bce_loss times factors[epoch - 1]: a loss whose size per epoch the test chooses."""
+    calls = {"n": 0}
+
+    def loss_fn(logits, x):
+        calls["n"] += 1
+        return aelib.bce_loss(logits, x) * factors[(calls["n"] - 1) // 4]  # 4 batches per epoch
+    return loss_fn
+
+
+def test_one_wild_epoch_that_recovers_is_not_divergence(small):
+    """Chapter 5's single epoch at lr = 10, and a spike that comes back, train to the end."""
+    history = aelib.fit(tiny_model(), small[0], num_epochs=4, loss_fn=scaled_loss([1, 100, 1, 100]),
+                        progress=False, verbose=False)
+    assert len(history) == 4
+    one = aelib.fit(tiny_model(), small[0], num_epochs=1, lr=10.0, progress=False, verbose=False)
+    assert one.train_loss[0] > 1e6 * one.first_batch_loss
+
+
+def test_divergence_rule_fires_on_the_second_exploded_epoch_and_can_be_turned_off(small):
+    with pytest.raises(aelib.LossDivergedError, match="at epoch 3 after"):
+        aelib.fit(tiny_model(), small[0], num_epochs=4, loss_fn=scaled_loss([1, 30, 30, 30]),
+                  progress=False, verbose=False)
+    history = aelib.fit(tiny_model(), small[0], num_epochs=4, loss_fn=scaled_loss([1, 30, 30, 30]),
+                        divergence_factor=None, progress=False, verbose=False)
+    assert len(history) == 4
+    with pytest.raises(ValueError, match="divergence_factor"):
+        aelib.fit(tiny_model(), small[0], divergence_factor=0.5, progress=False, verbose=False)
+
+
+def test_a_resumed_run_checks_against_the_first_runs_yardstick(small):
+    first = aelib.fit(tiny_model(), small[0], num_epochs=2, loss_fn=scaled_loss([1, 30]),
+                      progress=False, verbose=False)
+    restored = aelib.History.from_dict(first.to_dict())
+    assert restored.first_batch_loss == first.first_batch_loss
+    with pytest.raises(aelib.LossDivergedError, match="at epoch 3"):
+        aelib.fit(tiny_model(), small[0], num_epochs=3, history=restored,
+                  loss_fn=scaled_loss([30]), progress=False, verbose=False)
+
+
+def test_make_scaler_only_for_float16():
+    assert aelib.make_scaler(False, "cpu") is None
+    assert aelib.make_scaler(True, "cpu") is None  # bfloat16 needs no loss scaling
+    assert aelib.make_scaler(False, "cuda") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no CUDA here: torch warns and disables the scaler
+        scaler = aelib.make_scaler(True, torch.device("cuda"))
+    assert isinstance(scaler, torch.amp.GradScaler) and scaler._device == "cuda"
+
+
+def test_a_continued_fit_keeps_its_scaler(small):
+    """A scale that doubles every step overflows and skips steps; which ones depends on its state.
+
+    Uninterrupted, and resumed with the same scaler (or its state_dict), give the same losses; a
+    fresh scaler at the resumption skips steps again and gives others.
+    """
+    x = small[0]
+
+    def new_scaler():
+        return torch.amp.GradScaler("cpu", init_scale=2.0**118, growth_interval=1)
+
+    def run(epochs_per_call, resume):
+        model = tiny_model()
+        optimizer, history, scaler = aelib.make_optimizer(model), aelib.History(), new_scaler()
+        for total in epochs_per_call:
+            if resume == "state_dict":
+                state, scaler = scaler.state_dict(), new_scaler()
+                scaler.load_state_dict(state)
+            elif resume == "fresh":
+                scaler = new_scaler()
+            aelib.fit(model, x, num_epochs=total, optimizer=optimizer, history=history,
+                      scaler=scaler, progress=False, verbose=False)
+        return history.train_loss, scaler.get_scale()
+
+    full, scale = run([3], "same")
+    assert run([1, 3], "same") == (full, scale)
+    assert run([1, 3], "state_dict") == (full, scale)
+    assert run([1, 3], "fresh")[0] != full
+
+
+@pytest.mark.parametrize("x,match", [
+    (torch.full((4, 784), float("nan")), "finite"),
+    (torch.full((4, 784), 200.0), r"\[0, 1\]"),
+    (torch.zeros(0, 784), "non-empty"),
+    (torch.zeros(4, 100), "model takes 784"),
+    ([[0.0] * 784], "torch.Tensor"),
+])
+def test_evaluate_checks_its_input_as_fit_does(x, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        aelib.evaluate(tiny_model(), x)
+    with pytest.raises((ValueError, TypeError), match=match):
+        aelib.fit(tiny_model(), x, num_epochs=1, progress=False, verbose=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_evaluate_needs_a_positive_batch_size(small, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        aelib.evaluate(tiny_model(), small[1], batch_size=batch_size)
+
+
+def test_evaluate_takes_uint8_images_as_fit_does(small):
+    model = tiny_model()
+    x = small[1]
+    assert aelib.evaluate(model, x) == aelib.evaluate(model, aelib.to_float(x))
