@@ -25,7 +25,7 @@ class Shard:
 
     @classmethod
     def current(cls) -> Shard:
-        """The shard of this process: from ``torch.distributed`` when a process group is running."""
+        """This process's shard: from ``torch.distributed`` when a process group is running."""
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return cls()
         return cls(dist.get_rank(), dist.get_world_size())
@@ -57,7 +57,7 @@ class Shard:
         return self.size(global_size) * self.world / global_size
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        """Sum ``t`` over the processes, in place (nothing to do for one process); returns ``t``."""
+        """Sum ``t`` over the processes in place (nothing to do for one process); returns ``t``."""
         if self.world > 1:
             dist.all_reduce(t)
         return t

@@ -50,14 +50,15 @@ def to_png(rows: torch.Tensor, scale: int = 4, padding: int = 2) -> bytes:
     """PNG bytes of images laid out in rows, grey borders between them.
 
     Args:
-        rows: ``(R, C, H, W)``, or ``(C, H, W)`` for one row, or ``(H, W)`` for one image; in [0, 1].
+        rows: ``(R, C, H, W)``, ``(C, H, W)`` for one row or ``(H, W)`` for one image; in [0, 1].
         scale: each pixel becomes ``scale x scale`` pixels (nearest neighbour).
         padding: grey pixels between images (before scaling).
     Returns:
         The PNG file's bytes (grey values stored as equal RGB channels).
     """
     if not 2 <= rows.dim() <= 4:
-        raise ValueError(f"expected images (R, C, H, W), (C, H, W) or (H, W), got {tuple(rows.shape)}")
+        shape = tuple(rows.shape)
+        raise ValueError(f"expected images (R, C, H, W), (C, H, W) or (H, W), got {shape}")
     rows = rows.reshape((1,) * (4 - rows.dim()) + tuple(rows.shape))
     r, c, h, w = rows.shape
     images = rows.detach().cpu().float().clamp(0, 1).reshape(r * c, 1, h, w)

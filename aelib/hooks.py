@@ -35,19 +35,25 @@ class Step:
     Args:
         model: the module being trained.
         device: where it trains; default: where its parameters are.
-        shard: this process's place under DDP; default one process.
+        shard: this process's place under DDP; default: one process.
         amp: run the forward pass under ``torch.autocast`` (bfloat16 on the CPU, float16
             elsewhere); the output is cast back to float32 for the loss.
         scaler: a ``torch.amp.GradScaler`` (float16 needs one), or None.
         compile_mode: ``None`` (eager) or a ``torch.compile`` mode such as ``"default"``.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | None = None, shard: Shard = Shard(),
-                 amp: bool = False, scaler: torch.amp.GradScaler | None = None,
-                 compile_mode: str | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device | None = None,
+        shard: Shard | None = None,
+        amp: bool = False,
+        scaler: torch.amp.GradScaler | None = None,
+        compile_mode: str | None = None,
+    ):
         self.device = device if device is not None else next(model.parameters()).device
-        self.shard, self.amp, self.scaler = shard, amp, scaler
-        module = wrap(model, shard, self.device)
+        self.shard, self.amp, self.scaler = shard or Shard(), amp, scaler
+        module = wrap(model, self.shard, self.device)
         self.module = torch.compile(module, mode=compile_mode) if compile_mode else module
         self.weight = 1.0
 
@@ -93,13 +99,20 @@ class EpochLog:
         check_every: batches between two reads of the losses.
     """
 
-    def __init__(self, n: int, batch_size: int, device: torch.device | str = "cpu",
-                 shard: Shard = Shard(), epoch: int = 1, bar: tqdm | None = None,
-                 check_every: int = 50):
-        self.n, self.batch_size, self.shard = n, batch_size, shard
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        shard: Shard | None = None,
+        epoch: int = 1,
+        bar: tqdm | None = None,
+        check_every: int = 50,
+    ):
+        self.n, self.batch_size, self.shard = n, batch_size, shard or Shard()
         self.epoch, self.bar, self.check_every = epoch, bar, check_every
         num_batches = math.ceil(n / batch_size)
-        sizes = [shard.size(min(batch_size, n - i * batch_size)) for i in range(num_batches)]
+        sizes = [self.shard.size(min(batch_size, n - i * batch_size)) for i in range(num_batches)]
         self.sizes = torch.tensor(sizes, dtype=torch.float32, device=device)
         self.losses = torch.empty(num_batches, device=device)
         self.checked = 0
@@ -111,11 +124,11 @@ class EpochLog:
         if self.bar is not None:
             self.bar.update(1)
         if (i + 1) % self.check_every == 0 or i + 1 == len(self.losses):
-            check_finite(self.losses[self.checked:i + 1], self.checked, self.epoch)
+            check_finite(self.losses[self.checked : i + 1], self.checked, self.epoch)
             self.checked = i + 1
             if self.bar is not None and not self.bar.disable:
-                seen = self.sizes[:i + 1]
-                mean = (self.losses[:i + 1] * seen).sum().item() / seen.sum().item()
+                seen = self.sizes[: i + 1]
+                mean = (self.losses[: i + 1] * seen).sum().item() / seen.sum().item()
                 self.bar.set_postfix(loss=f"{mean:.2f}")
 
     def mean(self) -> float:
@@ -132,6 +145,8 @@ def check_finite(losses: torch.Tensor, offset: int, epoch: int) -> None:
     if len(bad):
         batch = offset + int(bad[0])
         raise NonFiniteLossError(
-            f"the training loss became {losses[int(bad[0])].item()} at epoch {epoch}, batch {batch} "
+            f"the training loss became {losses[int(bad[0])].item()} at epoch {epoch}, "
+            f"batch {batch} "
             "(counting from 0); lower the learning rate, or check the inputs for NaN and the loss "
-            "for log(0)")
+            "for log(0)"
+        )

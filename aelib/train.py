@@ -30,19 +30,36 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
-__all__ = ["History", "LossDivergedError", "NonFiniteLossError", "evaluate", "fit",
-           "make_optimizer", "make_scaler", "train_epoch"]
+__all__ = [
+    "History",
+    "LossDivergedError",
+    "NonFiniteLossError",
+    "evaluate",
+    "fit",
+    "make_optimizer",
+    "make_scaler",
+    "train_epoch",
+]
 
 
 class LossDivergedError(FloatingPointError):
     """The training loss exploded (without becoming NaN) and is not coming back."""
 
 
-def train_epoch(model: nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer,
-                loss_fn: LossFn = bce_loss, *, batch_size: int = 128,
-                order: torch.Generator | None = None, regularizer: Regularizer | None = None,
-                corruption: Corruption | None = None, noise: torch.Generator | None = None,
-                step: Step | None = None, log: EpochLog | None = None) -> float:
+def train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn = bce_loss,
+    *,
+    batch_size: int = 128,
+    order: torch.Generator | None = None,
+    regularizer: Regularizer | None = None,
+    corruption: Corruption | None = None,
+    noise: torch.Generator | None = None,
+    step: Step | None = None,
+    log: EpochLog | None = None,
+) -> float:
     """One pass over ``x`` in a random order: the seed's ``train()``.
 
     Args:
@@ -65,7 +82,7 @@ def train_epoch(model: nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimi
     model.train()
     perm = torch.randperm(len(x), generator=order).to(x.device)  # a new order every epoch
     for i, start in enumerate(range(0, len(x), batch_size)):
-        xb = x[perm[start:start + batch_size]]  # a mini-batch of images (B, 784)
+        xb = x[perm[start : start + batch_size]]  # a mini-batch of images (B, 784)
         x_in = xb if corruption is None else corruption(xb, noise)  # denoising: a noisy copy
         xb, x_in = step.share(xb, x_in)  # under DDP, this process's part of the batch
         optimizer.zero_grad(set_to_none=True)
@@ -85,13 +102,14 @@ def _evaluate(model: nn.Module, x: torch.Tensor, loss_fn: LossFn, batch_size: in
     total = torch.zeros((), device=device)
     with eval_mode(model):
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device, non_blocking=True)
+            xb = x[start : start + batch_size].to(device, non_blocking=True)
             total += loss_fn(model(xb), xb) * len(xb)
     return total.item() / len(x)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: LossFn = bce_loss,
-             batch_size: int = 4096) -> float:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, loss_fn: LossFn = bce_loss, batch_size: int = 4096
+) -> float:
     """Mean per-image loss of ``model`` on ``x``, in large batches without autograd.
 
     Args:
@@ -157,7 +175,7 @@ def make_scaler(amp: bool, device: str | torch.device) -> torch.amp.GradScaler |
     """The loss scaler that float16 mixed precision needs, or None where none is needed.
 
     ``amp`` runs float16 on CUDA and MPS, whose small range needs the loss scaled up before
-    ``backward`` (Micikevicius et al. 2018); bfloat16 on the CPU has float32's range and needs none.
+    ``backward`` (Micikevicius et al. 2018); the CPU's bfloat16 has float32's range: needs none.
 
     Args:
         amp: whether training runs in mixed precision.
@@ -171,20 +189,34 @@ def make_scaler(amp: bool, device: str | torch.device) -> torch.amp.GradScaler |
     return torch.amp.GradScaler(device.type) if amp and device.type in ("cuda", "mps") else None
 
 
-def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *,
-        # what to train, and how
-        num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 42,
-        device: str | torch.device | None = None, loss_fn: LossFn = bce_loss,
-        regularizer: Regularizer | None = None, corruption: Corruption | None = None,
-        # to continue a run
-        optimizer: torch.optim.Optimizer | None = None, history: History | None = None,
-        scaler: torch.amp.GradScaler | None = None,
-        # what to show
-        progress: bool = True, verbose: bool = True,
-        on_epoch_end: Callable[[int, History], None] | None = None,
-        # speed and checks
-        amp: bool = False, compile_mode: str | None = None, check_every: int = 50,
-        divergence_factor: float | None = 10.0) -> History:
+def fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor | None = None,
+    *,
+    # what to train, and how
+    num_epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 42,
+    device: str | torch.device | None = None,
+    loss_fn: LossFn = bce_loss,
+    regularizer: Regularizer | None = None,
+    corruption: Corruption | None = None,
+    # to continue a run
+    optimizer: torch.optim.Optimizer | None = None,
+    history: History | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    # what to show
+    progress: bool = True,
+    verbose: bool = True,
+    on_epoch_end: Callable[[int, History], None] | None = None,
+    # speed and checks
+    amp: bool = False,
+    compile_mode: str | None = None,
+    check_every: int = 50,
+    divergence_factor: float | None = 10.0,
+) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
 
     Each epoch is :func:`train_epoch` (then :func:`evaluate` on ``x_test``): each step minimises
@@ -244,8 +276,10 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     x_eval = _check_images(x_test, "x_test", input_dim).to(device) if x_test is not None else None
     shard = Shard.current()
     if shard.world > 1 and regularizer is not None:
-        raise ValueError("regularizers call the model outside DistributedDataParallel's forward; "
-                         "train regularized models in one process")
+        raise ValueError(
+            "regularizers call the model outside DistributedDataParallel's forward; "
+            "train regularized models in one process"
+        )
     optimizer = optimizer or make_optimizer(model, lr)
     scaler = scaler if scaler is not None else make_scaler(amp, device)
     step = Step(model, device, shard, amp, scaler, compile_mode)
@@ -259,13 +293,27 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
             _seed_global(_stream_seed(seed, epoch, 2 + shard.rank), device)
             order = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             noise = torch.Generator().manual_seed(_stream_seed(seed, epoch, 1))
-            bar = tqdm(total=-(-len(x) // batch_size), desc=f"epoch {epoch}/{num_epochs}",
-                       disable=not (progress and show), leave=False)
+            bar = tqdm(
+                total=-(-len(x) // batch_size),
+                desc=f"epoch {epoch}/{num_epochs}",
+                disable=not (progress and show),
+                leave=False,
+            )
             log = EpochLog(len(x), batch_size, device, shard, epoch, bar, check_every)
             with torch.enable_grad():  # training works even when called under torch.no_grad()
-                train_loss = train_epoch(model, x, optimizer, loss_fn, batch_size=batch_size,
-                                         order=order, regularizer=regularizer,
-                                         corruption=corruption, noise=noise, step=step, log=log)
+                train_loss = train_epoch(
+                    model,
+                    x,
+                    optimizer,
+                    loss_fn,
+                    batch_size=batch_size,
+                    order=order,
+                    regularizer=regularizer,
+                    corruption=corruption,
+                    noise=noise,
+                    step=step,
+                    log=log,
+                )
             bar.close()
             history.train_loss.append(train_loss)
             if x_eval is not None:
@@ -283,8 +331,9 @@ def fit(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = N
     return history
 
 
-def _check_divergence(history: History, epoch: int, factor: float | None,
-                      optimizer: torch.optim.Optimizer) -> None:
+def _check_divergence(
+    history: History, epoch: int, factor: float | None, optimizer: torch.optim.Optimizer
+) -> None:
     """Raise :class:`LossDivergedError` if this epoch and the one before exploded.
 
     One wild epoch can recover (Adam with a large rate often does, as in chapter 5); two in a
@@ -300,7 +349,8 @@ def _check_divergence(history: History, epoch: int, factor: float | None,
         raise LossDivergedError(
             f"the training loss diverged: {now:.4g} per image at epoch {epoch} after {before:.4g} "
             f"at epoch {epoch - 1}, more than {factor:g} times the first batch's {first:.4g}; "
-            f"lower the learning rate{hint}")
+            f"lower the learning rate{hint}"
+        )
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -317,9 +367,11 @@ def _check_settings(model: nn.Module, num_epochs, batch_size, check_every, facto
         raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes != {torch.float32}:
-        raise ValueError(f"fit trains float32 models (mixed precision comes from amp=True); this "
-                         f"model's parameters are {', '.join(sorted(map(str, dtypes)))}: call "
-                         "model.float() first")
+        raise ValueError(
+            f"fit trains float32 models (mixed precision comes from amp=True); this "
+            f"model's parameters are {', '.join(sorted(map(str, dtypes)))}: call "
+            "model.float() first"
+        )
 
 
 def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Tensor:
@@ -327,17 +379,22 @@ def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Te
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of images, got {type(x).__name__}")
     if not (x.dim() == 2 or (x.dim() == 4 and x.shape[1] == 1)) or len(x) == 0:
-        raise ValueError(f"{name} must be a non-empty batch (N, 784) or (N, 1, 28, 28), "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty batch (N, 784) or (N, 1, 28, 28), got {tuple(x.shape)}"
+        )
     is_uint8 = x.dtype == torch.uint8  # 0-255 scaled to [0, 1]: in range by construction
     x = to_float(x)
     if input_dim is not None and x.shape[1] != input_dim:
-        raise ValueError(f"{name} has {x.shape[1]} values per image but the model takes {input_dim}")
+        raise ValueError(
+            f"{name} has {x.shape[1]} values per image but the model takes {input_dim}"
+        )
     if not is_uint8:
         low, high = torch.aminmax(x)  # one pass; NaN propagates and fails both comparisons
         if not (low >= 0 and high <= 1):
-            raise ValueError(f"{name} must hold finite pixel values in [0, 1] (or uint8 0-255); "
-                             f"got range [{low.item():.3g}, {high.item():.3g}]")
+            raise ValueError(
+                f"{name} must hold finite pixel values in [0, 1] (or uint8 0-255); "
+                f"got range [{low.item():.3g}, {high.item():.3g}]"
+            )
     return x
 
 
@@ -356,5 +413,5 @@ def _seed_global(seed: int, device: torch.device) -> None:
 
 
 def _stream_seed(seed: int, epoch: int, stream: int) -> int:
-    """A seed for one random stream of one epoch, independent of every other (seed, epoch, stream)."""
+    """A seed for one random stream of one epoch, apart from every other (seed, epoch, stream)."""
     return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])

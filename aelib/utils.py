@@ -91,16 +91,25 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available "
-                                     "here; use --device cpu or --device auto")
+        raise DeviceUnavailableError(
+            f"device {device!r} was asked for but CUDA is not available "
+            "here; use --device cpu or --device auto"
+        )
     if kind == "mps" and not _mps_available():
-        raise DeviceUnavailableError(f"device {device!r} was asked for but Apple's MPS is not "
-                                     "available here; use --device cpu or --device auto")
+        raise DeviceUnavailableError(
+            f"device {device!r} was asked for but Apple's MPS is not "
+            "available here; use --device cpu or --device auto"
+        )
     return torch.device(device)
 
 
-def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None,
-         device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def draw(
+    kind: str,
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Random numbers drawn on the CPU (or on ``generator``'s device), then moved to ``device``.
 
     CPU and GPU generators give different numbers for one seed; drawing on the CPU gives the same
@@ -125,7 +134,7 @@ def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None,
 
 @contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run a block with ``model`` in eval mode, then restore its training flag, even after an error.
+    """Run a block with ``model`` in eval mode, then restore its training flag, even on error.
 
     Args:
         model: any module.
@@ -155,7 +164,9 @@ def device_name(device: torch.device | str) -> str:
         return f"Apple MPS ({platform.machine()})"
     try:  # Linux names the processor in /proc/cpuinfo; platform.processor() is often empty there
         with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            name = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine()
     return f"{name} ({os.cpu_count()} cores)"

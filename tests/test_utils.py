@@ -34,8 +34,10 @@ def test_draw_for_another_device_takes_the_cpu_numbers(kind, own_generator):
         draw("poisson", (3,), None, "cpu")
 
 
-@pytest.mark.parametrize("corruption", [R.GaussianNoise(0.3), R.BlindGaussianNoise(0.3),
-                                        R.MaskingNoise(0.4), R.SaltAndPepper(0.2)])
+@pytest.mark.parametrize(
+    "corruption",
+    [R.GaussianNoise(0.3), R.BlindGaussianNoise(0.3), R.MaskingNoise(0.4), R.SaltAndPepper(0.2)],
+)
 def test_corruptions_draw_the_same_numbers_for_every_device(corruption):
     x = torch.rand(6, 784, generator=torch.Generator().manual_seed(0))
     on_cpu = torch.Generator().manual_seed(1)
