@@ -15,7 +15,15 @@ from .models import (
     VariationalAutoencoder,
     count_parameters,
 )
-from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
+from .train import (
+    History,
+    LossDivergedError,
+    NonFiniteLossError,
+    evaluate,
+    fit,
+    make_optimizer,
+    make_scaler,
+)
 from .utils import pick_device, seed_everything
 
 __version__ = "0.1.0"
@@ -29,6 +37,7 @@ __all__ = [
     "DataUnavailableError",
     "History",
     "IdxFormatError",
+    "LossDivergedError",
     "NonFiniteLossError",
     "bce_loss",
     "count_parameters",
@@ -37,6 +46,7 @@ __all__ = [
     "gaussian_kl",
     "load_dataset",
     "make_optimizer",
+    "make_scaler",
     "mse_loss",
     "negative_elbo",
     "pick_device",

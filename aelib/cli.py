@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import fcntl
-import inspect
 import json
 import os
 import platform
@@ -59,17 +58,16 @@ from .data import (
 )
 from .losses import bce_loss, negative_elbo
 from .models import Autoencoder, VariationalAutoencoder, count_parameters
-from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
+from .train import (
+    History,
+    LossDivergedError,
+    NonFiniteLossError,
+    evaluate,
+    fit,
+    make_optimizer,
+    make_scaler,
+)
 from .utils import DEVICES, DeviceUnavailableError, device_name, pick_device, seed_everything
-
-try:  # raised by fit when the loss explodes without becoming NaN (newer aelib.train)
-    from .train import LossDivergedError
-except ImportError:  # pragma: no cover - older train.py
-    LossDivergedError = NonFiniteLossError
-try:  # the mixed-precision loss scaler, saved and restored with the checkpoint (newer aelib.train)
-    from .train import make_scaler
-except ImportError:  # pragma: no cover - older train.py
-    make_scaler = None
 
 SEED_DEFAULTS = {
     "epochs": 10,
@@ -642,8 +640,7 @@ def _run(
     seed_everything(cfg["seed"])
     model = Autoencoder(hidden_dim=cfg["hidden_dim"], latent_dim=cfg["latent_dim"]).to(device)
     optimizer = make_optimizer(model, cfg["lr"])
-    takes_scaler = "scaler" in inspect.signature(fit).parameters
-    scaler = make_scaler(cfg["amp"], device) if make_scaler is not None and takes_scaler else None
+    scaler = make_scaler(cfg["amp"], device)  # None unless float16 on a GPU
     history = History()
     sessions: list[float] = []
     if state:
@@ -683,7 +680,6 @@ def _run(
             out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress
         )
 
-    extra_fit = {"scaler": scaler} if takes_scaler else {}
     fit(
         model,
         data.x_train,
@@ -697,7 +693,7 @@ def _run(
         compile_mode=args.compile,
         progress=not args.quiet,
         on_epoch_end=after_epoch if writer else None,
-        **extra_fit,
+        scaler=scaler,
     )
     if not writer:
         return None

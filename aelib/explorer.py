@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 from torch import nn
+from torch.nn import functional as F
+from torchvision.utils import make_grid, save_image
 
 from .data import to_float
 from .inference import _codes, _one_image, codes_to_images, decode_segment, denoise, interpolate
@@ -50,24 +50,25 @@ def to_png(rows: torch.Tensor, scale: int = 4, padding: int = 2) -> bytes:
     """PNG bytes of images laid out in rows, grey borders between them.
 
     Args:
-        rows: ``(R, C, H, W)``, or ``(C, H, W)`` for one row, or ``(H, W)`` for one image; in [0, 1].
+        rows: ``(R, C, H, W)``, ``(C, H, W)`` for one row or ``(H, W)`` for one image; in [0, 1].
         scale: each pixel becomes ``scale x scale`` pixels (nearest neighbour).
         padding: grey pixels between images (before scaling).
     Returns:
-        The PNG file's bytes.
+        The PNG file's bytes (grey values stored as equal RGB channels).
     """
     if not 2 <= rows.dim() <= 4:
-        raise ValueError(f"expected images (R, C, H, W), (C, H, W) or (H, W), got {tuple(rows.shape)}")
+        shape = tuple(rows.shape)
+        raise ValueError(f"expected images (R, C, H, W), (C, H, W) or (H, W), got {shape}")
     rows = rows.reshape((1,) * (4 - rows.dim()) + tuple(rows.shape))
     r, c, h, w = rows.shape
-    canvas = np.full((r * (h + padding) + padding, c * (w + padding) + padding), 0.5)
-    for i in range(r):
-        for j in range(c):
-            top, left = padding + i * (h + padding), padding + j * (w + padding)
-            canvas[top:top + h, left:left + w] = rows[i, j].clamp(0, 1).numpy()
-    image = Image.fromarray(np.round(canvas * 255).astype(np.uint8))
+    images = rows.detach().cpu().float().clamp(0, 1).reshape(r * c, 1, h, w)
+    if len(images) > 1:
+        grid = make_grid(images, nrow=c, padding=padding, pad_value=0.5)  # (3, H', W')
+    else:  # make_grid returns a single image without its border
+        grid = F.pad(images[0].expand(3, h, w), (padding,) * 4, value=0.5)
+    grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     buffer = io.BytesIO()
-    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(buffer, format="PNG")
+    save_image(grid, buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -14,7 +14,7 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import precision_score, recall_score, roc_auc_score, roc_curve
 from torch import nn
 from torch.nn import functional as F
 
@@ -35,11 +35,15 @@ def psnr(x: torch.Tensor, x_hat: torch.Tensor, max_val: float = 1.0) -> torch.Te
         ``(B,)``: one PSNR per image (``inf`` where ``x_hat == x`` exactly).
     """
     if x.shape != x_hat.shape or x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"expected two non-empty batches of the same shape (B, ...), got "
-                         f"{tuple(x.shape)} and {tuple(x_hat.shape)}")
+        raise ValueError(
+            f"expected two non-empty batches of the same shape (B, ...), got "
+            f"{tuple(x.shape)} and {tuple(x_hat.shape)}"
+        )
     if not (x.is_floating_point() and x_hat.is_floating_point()):
-        raise ValueError(f"expected float images, got dtypes {x.dtype} and {x_hat.dtype}; "
-                         "convert uint8 images with aelib.to_float(x)")
+        raise ValueError(
+            f"expected float images, got dtypes {x.dtype} and {x_hat.dtype}; "
+            "convert uint8 images with aelib.to_float(x)"
+        )
     if not max_val > 0:
         raise ValueError(f"max_val must be positive, got {max_val!r}")
     mse = (x - x_hat).pow(2).flatten(1).mean(dim=1)
@@ -50,8 +54,13 @@ def psnr(x: torch.Tensor, x_hat: torch.Tensor, max_val: float = 1.0) -> torch.Te
 
 
 @torch.inference_mode()
-def reconstruction_errors(model: nn.Module, x: torch.Tensor, loss: str = "bce", output: str = "logits",
-                          batch_size: int = 1024) -> torch.Tensor:
+def reconstruction_errors(
+    model: nn.Module,
+    x: torch.Tensor,
+    loss: str = "bce",
+    output: str = "logits",
+    batch_size: int = 1024,
+) -> torch.Tensor:
     """The reconstruction loss of every input, summed over its features: the anomaly score.
 
     The reconstruction is ``model.decode(model.encode(x))`` (for a VAE: the decoded mean code, no
@@ -76,7 +85,9 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, loss: str = "bce", 
     if loss == "bce" and output != "logits":
         raise ValueError("loss='bce' is computed from logits: pass output='logits'")
     if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"expected a non-empty batch (N, d) or (N, 1, H, W), got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected a non-empty batch (N, d) or (N, 1, H, W), got {tuple(x.shape)}"
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = next(model.parameters()).device
@@ -84,10 +95,12 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, loss: str = "bce", 
     errors = []
     with eval_mode(model):
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
+            xb = x[start : start + batch_size].to(device)
             out = model.decode(model.encode(xb))
             if out.shape != xb.shape:
-                raise ValueError(f"the model reconstructs {tuple(out.shape)} from inputs {tuple(xb.shape)}")
+                raise ValueError(
+                    f"the model reconstructs {tuple(out.shape)} from inputs {tuple(xb.shape)}"
+                )
             if loss == "bce":
                 err = F.binary_cross_entropy_with_logits(out, xb, reduction="none")
             else:
@@ -105,8 +118,9 @@ def _scores(name: str, s) -> np.ndarray:
     return s
 
 
-def roc(scores_normal: torch.Tensor | np.ndarray,
-        scores_anomalous: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def roc(
+    scores_normal: torch.Tensor | np.ndarray, scores_anomalous: torch.Tensor | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC curve and its area for "the higher the score, the more anomalous".
 
     Args:
@@ -140,8 +154,11 @@ def threshold_at_percentile(train_scores: torch.Tensor | np.ndarray, q: float) -
     return float(np.percentile(_scores("train_scores", train_scores), q))
 
 
-def precision_recall_at(threshold: float, scores_normal: torch.Tensor | np.ndarray,
-                        scores_anomalous: torch.Tensor | np.ndarray) -> tuple[float, float]:
+def precision_recall_at(
+    threshold: float,
+    scores_normal: torch.Tensor | np.ndarray,
+    scores_anomalous: torch.Tensor | np.ndarray,
+) -> tuple[float, float]:
     """Precision and recall of the rule "score > threshold means anomaly".
 
     Args:
@@ -153,9 +170,10 @@ def precision_recall_at(threshold: float, scores_normal: torch.Tensor | np.ndarr
         is flagged, as scikit-learn's ``zero_division=0``) and the fraction of anomalies flagged.
     """
     s0, s1 = _scores("scores_normal", scores_normal), _scores("scores_anomalous", scores_anomalous)
-    true_pos, false_pos = int((s1 > threshold).sum()), int((s0 > threshold).sum())
-    flagged = true_pos + false_pos
-    return (true_pos / flagged if flagged else 0.0), true_pos / len(s1)
+    y = np.r_[np.zeros(len(s0)), np.ones(len(s1))]
+    flagged = np.r_[s0, s1] > threshold
+    precision = precision_score(y, flagged, zero_division=0)
+    return float(precision), float(recall_score(y, flagged))
 
 
 # --- compression ------------------------------------------------------------------------------
@@ -180,7 +198,8 @@ def quantize(z: torch.Tensor, bits: int, low: torch.Tensor, high: torch.Tensor) 
     """Uniform scalar quantization of each code coordinate to ``2**bits`` levels, then back.
 
     Coordinate ``j`` is clipped to ``[low_j, high_j]`` and rounded to the nearest of the levels
-    ``low_j + k (high_j - low_j) / (2**bits - 1)``, ``k = 0 .. 2**bits - 1`` (book: eq. ``06-quantize``).
+    ``low_j + k (high_j - low_j) / (2**bits - 1)``, ``k = 0 .. 2**bits - 1`` (book:
+    ``06-quantize``).
 
     Args:
         z: codes ``(B, m)``.
@@ -188,13 +207,15 @@ def quantize(z: torch.Tensor, bits: int, low: torch.Tensor, high: torch.Tensor) 
         low: lower ends ``(m,)`` (for example the training codes' minimum).
         high: upper ends ``(m,)``, above ``low``.
     Returns:
-        The dequantized codes ``(B, m)``: what a decoder receives after storage in ``m * bits`` bits.
+        The dequantized codes ``(B, m)``: what a decoder gets after storage in ``m * bits`` bits.
     """
     if not isinstance(bits, int) or bits < 1:
         raise ValueError(f"bits must be a positive integer, got {bits!r}")
     if z.dim() != 2 or low.shape != (z.shape[1],) or high.shape != (z.shape[1],):
-        raise ValueError(f"expected codes (B, m) and ends (m,), got {tuple(z.shape)}, "
-                         f"{tuple(low.shape)} and {tuple(high.shape)}")
+        raise ValueError(
+            f"expected codes (B, m) and ends (m,), got {tuple(z.shape)}, "
+            f"{tuple(low.shape)} and {tuple(high.shape)}"
+        )
     if not (high > low).all():
         raise ValueError("every high must exceed its low")
     levels = 2**bits - 1
@@ -212,7 +233,9 @@ def png_sizes(x: torch.Tensor) -> np.ndarray:
         ``(N,)`` int array of file sizes in bytes.
     """
     if x.dtype != torch.uint8 or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[1] != 1):
-        raise ValueError(f"expected uint8 images (N, 1, H, W) or (N, H, W), got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(
+            f"expected uint8 images (N, 1, H, W) or (N, H, W), got {x.dtype} {tuple(x.shape)}"
+        )
     sizes = []
     for image in x.reshape(len(x), *x.shape[-2:]).cpu().numpy():
         buffer = io.BytesIO()

@@ -19,19 +19,24 @@ from .utils import draw
 
 
 def flatten_images(x: torch.Tensor, input_dim: int) -> torch.Tensor:
-    """Accept ``(B, input_dim)`` or ``(B, 1, H, W)`` with ``H * W == input_dim``; return ``(B, input_dim)``.
+    """``(B, input_dim)`` from ``(B, input_dim)`` or ``(B, 1, H, W)`` with ``H * W == input_dim``.
 
     Raises:
         ValueError: any other shape, with what was expected and what arrived.
     """
     ok = (x.dim() == 2 and x.shape[1] == input_dim) or (
-        x.dim() == 4 and x.shape[1] == 1 and x.shape[2] * x.shape[3] == input_dim)
+        x.dim() == 4 and x.shape[1] == 1 and x.shape[2] * x.shape[3] == input_dim
+    )
     if not ok:
-        raise ValueError(f"expected a batch of shape (B, {input_dim}) or (B, 1, H, W) with "
-                         f"H*W = {input_dim}, got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected a batch of shape (B, {input_dim}) or (B, 1, H, W) with "
+            f"H*W = {input_dim}, got {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
-        raise ValueError(f"expected float pixels in [0, 1], got dtype {x.dtype}; "
-                         "convert uint8 images with aelib.data.to_float(x)")
+        raise ValueError(
+            f"expected float pixels in [0, 1], got dtype {x.dtype}; "
+            "convert uint8 images with aelib.data.to_float(x)"
+        )
     return x.reshape(x.shape[0], input_dim)
 
 
@@ -43,14 +48,14 @@ def _check_sizes(**sizes: int) -> None:
 
 
 def check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """Return ``z`` if it is a batch of codes ``(B, latent_dim)``; else raise a ValueError saying so."""
+    """``z`` if it is a batch of codes ``(B, latent_dim)``; else a ValueError saying so."""
     if z.dim() != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"expected codes of shape (B, {latent_dim}), got {tuple(z.shape)}")
     return z
 
 
 class Standardize(nn.Module):
-    """``(x - mean) / std`` with fixed numbers: the seed's ``transforms.Normalize((0.5,), (0.5,))``."""
+    """``(x - mean) / std``, fixed: the seed's ``transforms.Normalize((0.5,), (0.5,))``."""
 
     def __init__(self, mean: float = 0.5, std: float = 0.5):
         super().__init__()
@@ -80,18 +85,19 @@ class TiedLinear(nn.Module):
 
 
 class AutoencoderBase(nn.Module):
-    """What every deterministic autoencoder here shares: ``decode``, ``forward`` and ``reconstruct``.
+    """What every deterministic autoencoder here shares: ``decode``, ``forward``, ``reconstruct``.
 
     A subclass sets ``input_dim``, ``latent_dim``, ``encoder`` and ``decoder`` and defines
-    :meth:`encode`; ``forward`` returns the decoder's **logits** and :meth:`reconstruct` applies the
-    sigmoid, so :func:`aelib.losses.bce_loss` and :func:`aelib.fit` apply to every subclass.
+    :meth:`encode`; ``forward`` returns the decoder's **logits** and :meth:`reconstruct`
+    applies the sigmoid, so :func:`aelib.losses.bce_loss` and :func:`aelib.fit` apply to every
+    subclass.
     """
 
     input_dim: int
     latent_dim: int
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Code of a batch. Args: x ``(B, d)`` or ``(B, 1, H, W)`` in [0, 1]. Returns: ``(B, m)``."""
+        """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``, in [0, 1]. Returns: ``(B, m)``."""
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -99,7 +105,7 @@ class AutoencoderBase(nn.Module):
         return self.decoder(check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the reconstruction. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: ``(B, d)``."""
+        """Reconstruction logits. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: ``(B, d)``."""
         return self.decode(self.encode(x))
 
     @torch.no_grad()
@@ -132,19 +138,38 @@ class Autoencoder(AutoencoderBase):
 
     _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
-    def __init__(self, input_dim: int = 784, hidden_dim: int | Sequence[int] = 400,
-                 latent_dim: int = 20, tied: bool = False, normalize_input: bool = True,
-                 activation: str = "relu", code_activation: str = "linear"):
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dim: int | Sequence[int] = 400,
+        latent_dim: int = 20,
+        tied: bool = False,
+        normalize_input: bool = True,
+        activation: str = "relu",
+        code_activation: str = "linear",
+    ):
         super().__init__()
         for value in (activation, code_activation):
             if value not in self._ACTIVATIONS:
-                raise ValueError(f"unknown activation {value!r}: choose one of {', '.join(self._ACTIVATIONS)}")
+                raise ValueError(
+                    f"unknown activation {value!r}: choose one of {', '.join(self._ACTIVATIONS)}"
+                )
         hidden = [hidden_dim] if isinstance(hidden_dim, int) else list(hidden_dim)
-        _check_sizes(input_dim=input_dim, latent_dim=latent_dim, **{f"hidden_dim[{i}]": h for i, h in enumerate(hidden)})
+        _check_sizes(
+            input_dim=input_dim,
+            latent_dim=latent_dim,
+            **{f"hidden_dim[{i}]": h for i, h in enumerate(hidden)},
+        )
         self.input_dim, self.latent_dim = input_dim, latent_dim
-        self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim if isinstance(hidden_dim, int) else hidden,
-                       "latent_dim": latent_dim, "tied": tied, "normalize_input": normalize_input,
-                       "activation": activation, "code_activation": code_activation}
+        self.config = {
+            "input_dim": input_dim,
+            "hidden_dim": hidden_dim if isinstance(hidden_dim, int) else hidden,
+            "latent_dim": latent_dim,
+            "tied": tied,
+            "normalize_input": normalize_input,
+            "activation": activation,
+            "code_activation": code_activation,
+        }
         act = self._ACTIVATIONS[activation]
         sizes = [input_dim, *hidden, latent_dim]
         enc: list[nn.Module] = [Standardize() if normalize_input else nn.Identity()]
@@ -165,12 +190,12 @@ class Autoencoder(AutoencoderBase):
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Code of a batch. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: ``(B, m)``."""
+        """Code. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: ``(B, m)``."""
         return self.encoder(flatten_images(x, self.input_dim))
 
 
 class LinearAutoencoder(AutoencoderBase):
-    """The purely linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
+    """The linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
 
     Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
     :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
@@ -180,16 +205,25 @@ class LinearAutoencoder(AutoencoderBase):
         input_dim: ``d``, values per input.
         latent_dim: ``m``, the code size (``m < d`` is undercomplete, ``m >= d`` overcomplete).
         bias: give both maps a bias.
-        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before encoding
-            and added back after decoding; default zeros. Centring changes no reachable function
-            when ``bias`` is on, but it makes gradient descent far better conditioned.
+        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before
+            encoding and added back after decoding; default zeros. Centring changes no reachable
+            function when ``bias`` is on, but it makes gradient descent far better conditioned.
     """
 
-    def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
-                 center: torch.Tensor | None = None):
+    def __init__(
+        self,
+        input_dim: int = 784,
+        latent_dim: int = 20,
+        bias: bool = True,
+        center: torch.Tensor | None = None,
+    ):
         super().__init__()
         _check_sizes(input_dim=input_dim, latent_dim=latent_dim)
-        center = torch.zeros(input_dim) if center is None else to_float(center.detach().reshape(1, -1))[0].clone().detach().clone()
+        center = (
+            torch.zeros(input_dim)
+            if center is None
+            else to_float(center.detach().reshape(1, -1))[0].clone().detach().clone()
+        )
         if center.shape != (input_dim,):
             raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")
         self.input_dim, self.latent_dim = input_dim, latent_dim
@@ -217,13 +251,13 @@ def count_parameters(model: nn.Module) -> int:
     Args:
         model: any module.
     Returns:
-        The number of scalars in the parameters that require gradients (644,804 for the seed's network).
+        The number of scalars in the trainable parameters (644,804 for the seed's network).
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class VAEOutput(NamedTuple):
-    """What :class:`VariationalAutoencoder` returns: reconstruction logits ``(B, d)``, ``mu`` and ``logvar`` ``(B, m)``."""
+    """A VAE's output: reconstruction logits ``(B, d)``, ``mu`` and ``logvar`` ``(B, m)``."""
 
     logits: torch.Tensor
     mu: torch.Tensor
@@ -245,21 +279,35 @@ class VariationalAutoencoder(nn.Module):
         normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
     """
 
-    def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20,
-                 normalize_input: bool = True):
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dim: int = 400,
+        latent_dim: int = 20,
+        normalize_input: bool = True,
+    ):
         super().__init__()
         _check_sizes(input_dim=input_dim, hidden_dim=hidden_dim, latent_dim=latent_dim)
         self.input_dim, self.latent_dim = input_dim, latent_dim
-        self.config = {"input_dim": input_dim, "hidden_dim": hidden_dim, "latent_dim": latent_dim,
-                       "normalize_input": normalize_input}
-        self.encoder = nn.Sequential(Standardize() if normalize_input else nn.Identity(),
-                                     nn.Linear(input_dim, hidden_dim), nn.ReLU())
+        self.config = {
+            "input_dim": input_dim,
+            "hidden_dim": hidden_dim,
+            "latent_dim": latent_dim,
+            "normalize_input": normalize_input,
+        }
+        self.encoder = nn.Sequential(
+            Standardize() if normalize_input else nn.Identity(),
+            nn.Linear(input_dim, hidden_dim),
+            nn.ReLU(),
+        )
         self.to_mu = nn.Linear(hidden_dim, latent_dim)
         self.to_logvar = nn.Linear(hidden_dim, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim))
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim)
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The mean code ``mu`` ``(B, m)`` (deterministic; what the book plots and interpolates)."""
+        """Mean code ``mu`` ``(B, m)``, deterministic: what the book plots and interpolates."""
         return self.encode_distribution(x)[0]
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,16 +321,17 @@ class VariationalAutoencoder(nn.Module):
         h = self.encoder(flatten_images(x, self.input_dim))
         return self.to_mu(h), self.to_logvar(h)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """The reparameterization trick (Kingma & Welling 2014, sec. 2.4; book: eq. ``04-reparam``).
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The reparameterization trick (Kingma & Welling 2014, sec. 2.4; book: ``04-reparam``).
 
         Args:
             mu: means ``(B, m)``.
             logvar: log-variances ``log sigma^2``, ``(B, m)``.
-            generator: draws ``eps`` (the global generator when None).
+            generator: draws ``eps`` (the CPU's global generator when None).
         Returns:
-            ``z = mu + sigma * eps`` with ``eps ~ N(0, I)``, ``(B, m)``: a sample that gradients flow through.
+            ``z = mu + sigma * eps``, ``eps ~ N(0, I)``, ``(B, m)``, differentiable in ``mu``.
         """
         eps = draw("normal", mu.shape, generator, mu.device, mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
@@ -307,7 +356,7 @@ class VariationalAutoencoder(nn.Module):
 
         Args:
             n: how many.
-            generator: draws the codes (the global generator when None).
+            generator: draws the codes (the CPU's global generator when None).
         Returns:
             Pixel probabilities ``(n, d)``.
         """
@@ -317,11 +366,11 @@ class VariationalAutoencoder(nn.Module):
 
 
 class ConvAutoencoder(AutoencoderBase):
-    """A small convolutional autoencoder for 28x28 images: 1→16→32 channels (stride 2), then a linear code.
+    """A small convolutional autoencoder for 28x28 images: 1→16→32 channels, a linear code.
 
-    Weight sharing: each 3x3 filter is applied at every position, so the encoder has ~5k convolution
-    weights where a dense first layer has 784 x 400. ``forward`` returns logits ``(B, 784)`` like
-    :class:`Autoencoder`, so the same losses and :func:`aelib.fit` apply.
+    Weight sharing: each 3x3 filter (stride 2) is applied at every position, so the encoder has
+    ~5k convolution weights where a dense first layer has 784 x 400. ``forward`` returns logits
+    ``(B, 784)`` like :class:`Autoencoder`, so the same losses and :func:`aelib.fit` apply.
 
     Args:
         latent_dim: code size ``m``.
@@ -329,22 +378,41 @@ class ConvAutoencoder(AutoencoderBase):
         normalize_input: feed ``(x - 0.5) / 0.5`` to the encoder, as the seed did.
     """
 
-    def __init__(self, latent_dim: int = 20, channels: tuple[int, int] = (16, 32), normalize_input: bool = True):
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        channels: tuple[int, int] = (16, 32),
+        normalize_input: bool = True,
+    ):
         super().__init__()
-        _check_sizes(latent_dim=latent_dim, **{f"channels[{i}]": c for i, c in enumerate(channels)})
+        _check_sizes(
+            latent_dim=latent_dim, **{f"channels[{i}]": c for i, c in enumerate(channels)}
+        )
         c1, c2 = channels
         self.input_dim, self.latent_dim = 784, latent_dim
-        self.config = {"latent_dim": latent_dim, "channels": list(channels), "normalize_input": normalize_input}
+        self.config = {
+            "latent_dim": latent_dim,
+            "channels": list(channels),
+            "normalize_input": normalize_input,
+        }
         self.encoder = nn.Sequential(
             Standardize() if normalize_input else nn.Identity(),
-            nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(),   # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
-            nn.Flatten(), nn.Linear(c2 * 49, latent_dim))
+            nn.Conv2d(1, c1, 3, stride=2, padding=1),
+            nn.ReLU(),  # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            nn.ReLU(),  # (B, c2, 7, 7)
+            nn.Flatten(),
+            nn.Linear(c2 * 49, latent_dim),
+        )
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),              # (B, 1, 28, 28)
-            nn.Flatten())
+            nn.Linear(latent_dim, c2 * 49),
+            nn.ReLU(),
+            nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),  # (B, c1, 14, 14)
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),  # (B, 1, 28, 28)
+            nn.Flatten(),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""

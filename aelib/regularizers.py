@@ -1,8 +1,10 @@
 """Regularizers and input corruptions for the autoencoder variants of chapter 04.
 
 Sparse: Ng (2011), "Sparse autoencoder", CS294A lecture notes.
-Denoising: Vincent et al. (2008), "Extracting and composing robust features with denoising autoencoders".
-Contractive: Rifai et al. (2011), "Contractive auto-encoders: explicit invariance during feature extraction".
+Denoising: Vincent et al. (2008), "Extracting and composing robust features with denoising
+autoencoders".
+Contractive: Rifai et al. (2011), "Contractive auto-encoders: explicit invariance during feature
+extraction".
 
 A regularizer is called as ``regularizer(model, x_in)`` and returns a scalar penalty (already
 multiplied by its weight) that :func:`aelib.fit` adds to the reconstruction loss. A corruption is
@@ -40,27 +42,39 @@ def kl_sparsity(z: torch.Tensor, rho: float) -> torch.Tensor:
     if not 0 < rho < 1:
         raise ValueError(f"rho must lie in (0, 1), got {rho}")
     if z.min() < 0 or z.max() > 1:
-        raise ValueError("kl_sparsity needs activations in [0, 1] (a sigmoid code: "
-                         "Autoencoder(code_activation='sigmoid')); got values outside")
+        raise ValueError(
+            "kl_sparsity needs activations in [0, 1] (a sigmoid code: "
+            "Autoencoder(code_activation='sigmoid')); got values outside"
+        )
     rho_hat = z.mean(dim=0).clamp(1e-6, 1 - 1e-6)
-    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    return (
+        rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    ).sum()
 
 
 def _encoder_pieces(model: nn.Module) -> tuple[float, nn.Linear]:
     """The input scale and the single Linear layer of a one-layer sigmoid encoder."""
     if not isinstance(getattr(model, "encoder", None), nn.Sequential):
-        raise ValueError(f"the closed-form contractive penalty needs an encoder built as nn.Sequential, "
-                         f"got {type(getattr(model, 'encoder', None)).__name__}; use method='autograd'")
+        raise ValueError(
+            f"the closed-form contractive penalty needs an encoder built as nn.Sequential, "
+            f"got {type(getattr(model, 'encoder', None)).__name__}; use method='autograd'"
+        )
     layers = [m for m in model.encoder if not isinstance(m, (nn.Identity, Standardize))]
-    if len(layers) != 2 or not isinstance(layers[0], nn.Linear) or not isinstance(layers[1], nn.Sigmoid):
-        raise ValueError("the closed-form contractive penalty needs a one-layer sigmoid encoder "
-                         "(Autoencoder(hidden_dim=[], code_activation='sigmoid')); use method='autograd'")
+    if (
+        len(layers) != 2
+        or not isinstance(layers[0], nn.Linear)
+        or not isinstance(layers[1], nn.Sigmoid)
+    ):
+        raise ValueError(
+            "the closed-form contractive penalty needs a one-layer sigmoid encoder "
+            "(Autoencoder(hidden_dim=[], code_activation='sigmoid')); use method='autograd'"
+        )
     scale = next((m.std for m in model.encoder if isinstance(m, Standardize)), 1.0)
     return scale, layers[0]
 
 
 def contractive_closed_form(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """||J_f(x)||_F^2 for a one-layer sigmoid encoder h = sigmoid(W x' + b), averaged over the batch.
+    """||J_f(x)||_F^2 of a one-layer sigmoid encoder h = sigmoid(W x' + b), mean over the batch.
 
     With x' = (x - mean) / s, dh_j/dx_i = h_j (1 - h_j) W_ji / s (Rifai et al. 2011, eq. 6), so
     ``||J||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ji^2 / s^2``.
@@ -80,8 +94,8 @@ def contractive_closed_form(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def jacobian_frobenius(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """||J_f(x)||_F^2 of ``model.encode`` by automatic differentiation, averaged over the batch.
 
-    Works for any encoder; costs one Jacobian ``(m, d)`` per image (``torch.func.jacrev`` + ``vmap``)
-    and stays differentiable, so it can be trained on.
+    Works for any encoder; costs one Jacobian ``(m, d)`` per image (``torch.func.jacrev`` and
+    ``vmap``) and stays differentiable, so it can be trained on.
 
     Args:
         model: any module with ``encode(x) -> z``.
@@ -93,6 +107,7 @@ def jacobian_frobenius(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     def encode_one(xi: torch.Tensor) -> torch.Tensor:
         return model.encode(xi.unsqueeze(0)).squeeze(0)
+
     jac = torch.func.vmap(torch.func.jacrev(encode_one))(flat)  # (B, m, d)
     return jac.pow(2).sum(dim=(1, 2)).mean()
 
@@ -109,7 +124,7 @@ class L1Activity:
 
 
 class KLSparsity:
-    """lambda * sum_j KL(rho || rho_hat_j): each sigmoid code unit active a fraction rho of the time."""
+    """lambda * sum_j KL(rho || rho_hat_j): each sigmoid code unit on a share rho of the time."""
 
     def __init__(self, rho: float = 0.05, lam: float = 1.0):
         self.rho, self.lam = rho, lam
@@ -120,7 +135,7 @@ class KLSparsity:
 
 
 class Contractive:
-    """lambda * ||J_f(x)||_F^2, by the closed form (one sigmoid layer) or by autograd (any encoder)."""
+    """lambda * ||J_f(x)||_F^2, in closed form (one sigmoid layer) or by autograd (any encoder)."""
 
     def __init__(self, lam: float, method: str = "auto"):
         if method not in ("auto", "closed_form", "autograd"):
@@ -158,10 +173,9 @@ class GaussianNoise:
         self.std = std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
+        """A corrupted copy of ``x`` ``(B, d)``, in [0, 1]; ``generator`` draws the noise."""
         noise = draw("normal", x.shape, generator, x.device, x.dtype)
         return (x + self.std * noise).clamp(0, 1)
-
 
 
 class BlindGaussianNoise:
@@ -177,9 +191,10 @@ class BlindGaussianNoise:
         self.max_std = max_std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
+        """A corrupted copy of ``x`` ``(B, d)``, in [0, 1]; ``generator`` draws the noise."""
         std = self.max_std * draw("uniform", (len(x), 1), generator, x.device, x.dtype)
         return (x + std * draw("normal", x.shape, generator, x.device, x.dtype)).clamp(0, 1)
+
 
 class MaskingNoise:
     """Each pixel is set to 0 with probability ``p`` (Vincent et al. 2008)."""
@@ -188,7 +203,7 @@ class MaskingNoise:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
+        """A corrupted copy of ``x`` ``(B, d)``, in [0, 1]; ``generator`` draws the noise."""
         keep = draw("uniform", x.shape, generator, x.device) >= self.p
         return x * keep
 
@@ -200,7 +215,7 @@ class SaltAndPepper:
         self.p = _check_rate("p", p)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A corrupted copy of ``x`` ``(B, d)``, values in [0, 1]; ``generator`` draws the noise."""
+        """A corrupted copy of ``x`` ``(B, d)``, in [0, 1]; ``generator`` draws the noise."""
         u = draw("uniform", x.shape, generator, x.device)
         hit = u < self.p
         salt = u < self.p / 2  # half of the hits become white, half black

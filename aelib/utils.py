@@ -31,19 +31,45 @@ def offline() -> bool:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA).
+    """Seed Python's, NumPy's and torch's global generators, and turn TF32 off.
+
+    TF32 (on by default for cuDNN convolutions on recent NVIDIA GPUs) keeps only 10 bits of a
+    float32's mantissa; turning it off keeps a GPU's numbers within float32 rounding of the CPU's.
 
     Args:
         seed: a non-negative integer.
     Returns:
-        A fresh ``torch.Generator`` seeded with ``seed``, for code that takes one explicitly.
+        A fresh CPU ``torch.Generator`` seeded with ``seed``, for code that takes one explicitly.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def preserved_random_states() -> Iterator[None]:
+    """Run a block, then restore the global random states of the CPU, every CUDA GPU and MPS.
+
+    CUDA's states are saved only once CUDA is initialized (before that nothing has drawn there).
+    """
+    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else range(0)
+    mps = _mps_available()
+    cpu_state = torch.get_rng_state()
+    cuda_states = [torch.cuda.get_rng_state(i) for i in cuda]
+    mps_state = torch.mps.get_rng_state() if mps else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        for i, state in zip(cuda, cuda_states, strict=True):
+            torch.cuda.set_rng_state(state, i)
+        if mps:
+            torch.mps.set_rng_state(mps_state)
 
 
 def _mps_available() -> bool:
@@ -82,26 +108,35 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available "
-                                     "here; use --device cpu or --device auto")
+        raise DeviceUnavailableError(
+            f"device {device!r} was asked for but CUDA is not available "
+            "here; use --device cpu or --device auto"
+        )
     if kind == "mps" and not _mps_available():
-        raise DeviceUnavailableError(f"device {device!r} was asked for but Apple's MPS is not "
-                                     "available here; use --device cpu or --device auto")
+        raise DeviceUnavailableError(
+            f"device {device!r} was asked for but Apple's MPS is not "
+            "available here; use --device cpu or --device auto"
+        )
     return torch.device(device)
 
 
-def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str,
-         dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Random numbers drawn on ``generator``'s device, then moved to ``device``.
+def draw(
+    kind: str,
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Random numbers drawn on the CPU (or on ``generator``'s device), then moved to ``device``.
 
-    torch requires a generator to live on the device it draws on; drawing where the generator lives
-    lets a CPU generator (such as the one :func:`seed_everything` returns) drive tensors on a GPU,
-    with the same numbers on every device.
+    CPU and GPU generators give different numbers for one seed; drawing on the CPU gives the same
+    numbers on every device, so a seeded chapter draws the same noise on a laptop and on a GPU.
 
     Args:
         kind: ``"normal"`` (``torch.randn``) or ``"uniform"`` (``torch.rand``, in [0, 1)).
         shape: the shape of the result.
-        generator: a ``torch.Generator``, or None for the global generator of ``device``.
+        generator: a ``torch.Generator`` (a CPU one, such as :func:`seed_everything` returns),
+            or None for the CPU's global generator.
         device: where the result goes.
         dtype: a floating dtype.
     Returns:
@@ -109,14 +144,14 @@ def draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, d
     """
     if kind not in ("normal", "uniform"):
         raise ValueError(f"kind must be 'normal' or 'uniform', got {kind!r}")
-    source = generator.device if generator is not None else device
+    source = generator.device if generator is not None else torch.device("cpu")
     fn = torch.randn if kind == "normal" else torch.rand
     return fn(shape, generator=generator, device=source, dtype=dtype).to(device)
 
 
 @contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run a block with ``model`` in eval mode, then restore its training flag, even after an error.
+    """Run a block with ``model`` in eval mode, then restore its training flag, even on error.
 
     Args:
         model: any module.
@@ -146,7 +181,9 @@ def device_name(device: torch.device | str) -> str:
         return f"Apple MPS ({platform.machine()})"
     try:  # Linux names the processor in /proc/cpuinfo; platform.processor() is often empty there
         with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            name = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine()
     return f"{name} ({os.cpu_count()} cores)"

@@ -31,7 +31,10 @@ def model_8d(seed=0):
 
 
 def png_pixels(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)), dtype=np.float64) / 255
+    """The grey values of a PNG in [0, 1], (H, W); to_png stores grey as equal RGB channels."""
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64) / 255
+    assert (rgb == rgb[..., :1]).all(), "not a grey image"
+    return rgb[..., 0]
 
 
 def test_to_png_lays_images_out_with_grey_borders():
@@ -44,8 +47,37 @@ def test_to_png_lays_images_out_with_grey_borders():
     assert pixels[-5, -5] == 1.0  # last image, white
     assert E.to_png(torch.zeros(3, 28, 28)) == E.to_png(torch.zeros(1, 3, 28, 28))
     assert E.to_png(torch.zeros(28, 28)) == E.to_png(torch.zeros(1, 1, 28, 28))
+    assert png_pixels(E.to_png(torch.ones(28, 28), scale=1)).shape == (32, 32)  # bordered too
     with pytest.raises(ValueError, match=r"\(R, C, H, W\)"):
         E.to_png(torch.zeros(784))
+
+
+def canvas_by_hand(rows: torch.Tensor, scale: int, padding: int = 2) -> np.ndarray:
+    """The layout written out: a grey canvas, each image pasted in, rounded, pixels repeated."""
+    r, c, h, w = rows.shape
+    canvas = np.full((r * (h + padding) + padding, c * (w + padding) + padding), 0.5)
+    for i in range(r):
+        for j in range(c):
+            top, left = padding + i * (h + padding), padding + j * (w + padding)
+            canvas[top:top + h, left:left + w] = rows[i, j].clamp(0, 1).double().numpy()
+    levels = np.floor(canvas * 255 + 0.5) / 255
+    return levels.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 28, 28), (1, 1, 28, 28), (4, 6, 5, 7)])
+@pytest.mark.parametrize("scale", [1, 3])
+def test_to_png_has_the_pixels_of_the_layout_by_hand(mnist, shape, scale):
+    g = torch.Generator().manual_seed(0)
+    digits = aelib.to_float(mnist.x_test[:24]).reshape(24, 28, 28)[:, :shape[2], :shape[3]]
+    images = {"digits": digits[:shape[0] * shape[1]].reshape(shape),
+              "probabilities": torch.sigmoid(3 * torch.randn(shape, generator=g)),
+              "out of range": 1.4 * torch.rand(shape, generator=g) - 0.2}
+    for name, rows in images.items():
+        got, expected = png_pixels(E.to_png(rows, scale)), canvas_by_hand(rows, scale)
+        assert got.shape == expected.shape, name
+        # exact but where float32 and float64 round a value within 1e-6 of a half level apart
+        assert np.abs(got - expected).max() <= 1 / 255 + 1e-9, name
+        assert (got != expected).mean() < 1e-3, name
 
 
 def test_latent_slider_update_draws_the_decoded_code():

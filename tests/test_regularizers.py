@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Bernoulli, Normal, kl_divergence
 
 import aelib
 from aelib import regularizers as R
@@ -19,7 +19,12 @@ def test_contractive_closed_form_equals_autograd_jacobian(normalize_input):
     model = sigmoid_encoder_model(normalize_input=normalize_input).double()
     x = torch.rand(6, 784, dtype=torch.float64)
     closed = R.contractive_closed_form(model, x)
-    jac = torch.stack([torch.autograd.functional.jacobian(lambda v: model.encode(v.unsqueeze(0))[0], xi) for xi in x])
+    jac = torch.stack(
+        [
+            torch.autograd.functional.jacobian(lambda v: model.encode(v.unsqueeze(0))[0], xi)
+            for xi in x
+        ]
+    )
     torch.testing.assert_close(closed, jac.pow(2).sum(dim=(1, 2)).mean())
     torch.testing.assert_close(R.jacobian_frobenius(model, x), closed)
 
@@ -42,7 +47,10 @@ def test_kl_sparsity_matches_bernoulli_kl():
     rho = 0.05
     rho_hat = z.mean(0)
     from torch.distributions import Bernoulli
-    reference = kl_divergence(Bernoulli(probs=torch.full((10,), rho)), Bernoulli(probs=rho_hat)).sum()
+
+    reference = kl_divergence(
+        Bernoulli(probs=torch.full((10,), rho)), Bernoulli(probs=rho_hat)
+    ).sum()
     torch.testing.assert_close(R.kl_sparsity(z, rho), reference)
     assert R.kl_sparsity(torch.full((4, 3), rho), rho) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="sigmoid"):
@@ -51,7 +59,92 @@ def test_kl_sparsity_matches_bernoulli_kl():
 
 def test_l1_activity():
     z = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
-    assert R.l1_activity(z).item() == pytest.approx(3.0)
+    assert R.l1_activity(z).item() == pytest.approx(3.0)  # (|1| + |-2| + |0| + |3|) / 2 images
+
+
+PENALTIES = {  # a model, the regularizer, and its formula written out
+    "l1": (
+        lambda: tiny_model(),
+        R.L1Activity(0.5),
+        lambda m, x: 0.5 * m.encode(x).abs().sum(1).mean(),
+    ),
+    "kl": (
+        lambda: tiny_model(code_activation="sigmoid"),
+        R.KLSparsity(rho=0.05, lam=2.0),
+        lambda m, x: (
+            2.0
+            * kl_divergence(
+                Bernoulli(probs=torch.full((8,), 0.05)), Bernoulli(probs=m.encode(x).mean(0))
+            ).sum()
+        ),
+    ),
+    "contractive": (
+        lambda: sigmoid_encoder_model(),
+        R.Contractive(0.3),
+        lambda m, x: (
+            0.3
+            * torch.stack(
+                [
+                    torch.autograd.functional.jacobian(
+                        lambda v: m.encode(v[None])[0], xi, create_graph=True
+                    )
+                    .pow(2)
+                    .sum()
+                    for xi in x
+                ]
+            ).mean()
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_each_penalty_is_lambda_times_its_formula(name, small):
+    make, regularizer, formula = PENALTIES[name]
+    model, x = make(), aelib.to_float(small[0][:16])
+    penalty = regularizer(model, x)
+    torch.testing.assert_close(penalty, formula(model, x))
+    assert penalty > 0.01  # a zero penalty fails above; a positive one is what is added
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_fit_steps_down_the_gradient_of_loss_plus_penalty(name, small):
+    """One SGD step of fit on one batch equals theta - lr * grad(loss + penalty), by autograd.
+
+    The penalty's own gradient is large enough here that the step without it, or with its sign
+    flipped, misses the tolerance.
+    """
+    import copy
+
+    make, regularizer, formula = PENALTIES[name]
+    x, lr = aelib.to_float(small[0][:32]), 0.05
+    model = make()
+    twin = copy.deepcopy(model)
+    history = aelib.fit(
+        model,
+        x,
+        num_epochs=1,
+        batch_size=len(x),
+        regularizer=regularizer,
+        optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+        progress=False,
+        verbose=False,
+    )
+    params = list(twin.parameters())
+    loss, penalty = aelib.bce_loss(twin(x), x), formula(twin, x)
+    assert history.train_loss[0] == pytest.approx((loss + penalty).item(), rel=1e-5)
+    g_loss = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    g_pen = torch.autograd.grad(penalty, params, allow_unused=True)
+    for sign in (1, 0, -1):
+        expected = [
+            p - lr * (gl + sign * (gp if gp is not None else 0))
+            for p, gl, gp in zip(params, g_loss, g_pen)
+        ]
+        close = all(
+            torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+            for a, b in zip(model.parameters(), expected)
+        )
+        assert close == (sign == 1), sign
 
 
 def test_gaussian_kl_matches_torch_distributions():
@@ -62,7 +155,9 @@ def test_gaussian_kl_matches_torch_distributions():
     torch.testing.assert_close(gaussian_kl(mu, logvar), kl_divergence(q, p).sum(1).mean())
 
 
-@pytest.mark.parametrize("corruption,rate", [(R.MaskingNoise(0.3), 0.3), (R.SaltAndPepper(0.2), 0.2)])
+@pytest.mark.parametrize(
+    "corruption,rate", [(R.MaskingNoise(0.3), 0.3), (R.SaltAndPepper(0.2), 0.2)]
+)
 def test_corruption_rates_as_asked(corruption, rate):
     x = torch.full((200, 784), 0.5)
     x_tilde = corruption(x, torch.Generator().manual_seed(0))
@@ -97,7 +192,9 @@ def test_vae_shapes_reparameterization_and_samples():
     torch.testing.assert_close(z, out.mu + (0.5 * out.logvar).exp() * eps)
     assert vae.sample(3).shape == (3, 784)
     loss = negative_elbo(out, x)
-    torch.testing.assert_close(loss, aelib.bce_loss(out.logits, x) + gaussian_kl(out.mu, out.logvar))
+    torch.testing.assert_close(
+        loss, aelib.bce_loss(out.logits, x) + gaussian_kl(out.mu, out.logvar)
+    )
 
 
 def test_conv_autoencoder_shapes_and_weight_sharing():
@@ -113,12 +210,17 @@ def test_conv_autoencoder_shapes_and_weight_sharing():
 def test_every_variant_trains_through_fit(small):
     x_train, x_test = small
     kw = dict(num_epochs=2, progress=False, verbose=False)
-    runs = {
-        "sparse_l1": aelib.fit(tiny_model(), x_train, x_test, regularizer=R.L1Activity(1e-2), **kw),
-        "sparse_kl": aelib.fit(tiny_model(code_activation="sigmoid"), x_train, x_test, regularizer=R.KLSparsity(0.05, 1.0), **kw),
-        "denoising": aelib.fit(tiny_model(), x_train, x_test, corruption=R.MaskingNoise(0.3), **kw),
-        "contractive": aelib.fit(sigmoid_encoder_model(), x_train, x_test, regularizer=R.Contractive(1e-3), **kw),
-        "vae": aelib.fit(VariationalAutoencoder(hidden_dim=64, latent_dim=8), x_train, x_test, loss_fn=negative_elbo, **kw),
+    runs = {  # the regularizers: test_fit_steps_down_the_gradient_of_loss_plus_penalty
+        "denoising": aelib.fit(
+            tiny_model(), x_train, x_test, corruption=R.MaskingNoise(0.3), **kw
+        ),
+        "vae": aelib.fit(
+            VariationalAutoencoder(hidden_dim=64, latent_dim=8),
+            x_train,
+            x_test,
+            loss_fn=negative_elbo,
+            **kw,
+        ),
         "conv": aelib.fit(ConvAutoencoder(latent_dim=8), x_train, x_test, **kw),
     }
     for name, history in runs.items():
@@ -127,19 +229,35 @@ def test_every_variant_trains_through_fit(small):
 
 def test_vae_and_denoising_runs_repeat_exactly(small):
     x_train, _ = small
+
     def run():
         torch.manual_seed(0)
         vae = VariationalAutoencoder(hidden_dim=32, latent_dim=4)
-        return aelib.fit(vae, x_train, num_epochs=2, loss_fn=negative_elbo, corruption=R.GaussianNoise(0.2),
-                         progress=False, verbose=False).train_loss
+        return aelib.fit(
+            vae,
+            x_train,
+            num_epochs=2,
+            loss_fn=negative_elbo,
+            corruption=R.GaussianNoise(0.2),
+            progress=False,
+            verbose=False,
+        ).train_loss
+
     assert run() == run()
 
 
 def test_regularizer_raises_training_loss_only(small):
     x_train, x_test = small
     plain = aelib.fit(tiny_model(), x_train, x_test, num_epochs=1, progress=False, verbose=False)
-    penalised = aelib.fit(tiny_model(), x_train, x_test, num_epochs=1, regularizer=lambda m, x: torch.tensor(1000.0),
-                          progress=False, verbose=False)
+    penalised = aelib.fit(
+        tiny_model(),
+        x_train,
+        x_test,
+        num_epochs=1,
+        regularizer=lambda m, x: torch.tensor(1000.0),
+        progress=False,
+        verbose=False,
+    )
     assert penalised.train_loss[0] == pytest.approx(plain.train_loss[0] + 1000, rel=1e-6)
     assert penalised.test_loss[0] == pytest.approx(plain.test_loss[0], rel=1e-6)
 
@@ -152,6 +270,7 @@ def test_negative_elbo_refuses_a_plain_output():
 
 def test_contractive_auto_falls_back_to_autograd_for_other_encoders():
     from aelib import LinearAutoencoder
+
     torch.manual_seed(0)
     model = LinearAutoencoder(784, 3)
     x = torch.rand(4, 784)
@@ -173,15 +292,20 @@ def test_each_option_buys_its_property(mnist):
         return model.eval()
 
     with torch.no_grad():
-        plain_sig, sparse = fitted(tiny_model(code_activation="sigmoid")), fitted(
-            tiny_model(code_activation="sigmoid"), regularizer=R.KLSparsity(0.05, 3.0))
+        plain_sig, sparse = (
+            fitted(tiny_model(code_activation="sigmoid")),
+            fitted(tiny_model(code_activation="sigmoid"), regularizer=R.KLSparsity(0.05, 3.0)),
+        )
         assert sparse.encode(x).mean() < plain_sig.encode(x).mean() - 0.1
         plain, l1 = fitted(tiny_model()), fitted(tiny_model(), regularizer=R.L1Activity(3.0))
         assert l1.encode(x).abs().mean() < 0.5 * plain.encode(x).abs().mean()
         masked = R.MaskingNoise(0.5)(x, torch.Generator().manual_seed(0))
         denoiser = fitted(tiny_model(), corruption=R.MaskingNoise(0.5))
         assert aelib.bce_loss(denoiser(masked), x) < aelib.bce_loss(plain(masked), x) - 10
-    plain_enc, cae = fitted(sigmoid_encoder_model()), fitted(sigmoid_encoder_model(), regularizer=R.Contractive(1.0))
+    plain_enc, cae = (
+        fitted(sigmoid_encoder_model()),
+        fitted(sigmoid_encoder_model(), regularizer=R.Contractive(1.0)),
+    )
     assert R.jacobian_frobenius(cae, x[:64]) < 0.5 * R.jacobian_frobenius(plain_enc, x[:64])
 
 
