@@ -73,15 +73,24 @@ def to_png(rows: torch.Tensor, scale: int = 4, padding: int = 2) -> bytes:
 
 
 def _show(image: widgets.Image, rows: torch.Tensor, scale: int) -> None:
-    """Draw ``rows`` into ``image`` at its natural width (a flex box would otherwise stretch it)."""
+    """Draw ``rows`` into ``image`` at its natural width (a flex box would stretch it)."""
     png = to_png(rows, scale)
     image.value = png
     image.layout.width = f"{int.from_bytes(png[16:20], 'big')}px"  # the PNG header's width field
 
 
-def _slider(description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                               continuous_update=True, readout_format=".2f")
+def _slider(
+    description: str, value: float, low: float, high: float, step: float
+) -> widgets.FloatSlider:
+    return widgets.FloatSlider(
+        value=value,
+        min=low,
+        max=high,
+        step=step,
+        description=description,
+        continuous_update=True,
+        readout_format=".2f",
+    )
 
 
 def _wire(explorer: Explorer) -> Explorer:
@@ -90,6 +99,7 @@ def _wire(explorer: Explorer) -> Explorer:
 
     def on_change(_change) -> None:
         explorer.update(*(explorer.controls[n].value for n in names))
+
     for control in explorer.controls.values():
         control.observe(on_change, names="value")
     on_change(None)
@@ -104,16 +114,23 @@ def _rectangle(extent: float | Sequence[float]) -> tuple[float, float, float, fl
     if isinstance(extent, (int, float)):
         extent = (-extent, extent, -extent, extent)
     if len(extent) != 4:
-        raise ValueError(f"extent must be a number or (z1_min, z1_max, z2_min, z2_max), got {extent!r}")
+        raise ValueError(
+            f"extent must be a number or (z1_min, z1_max, z2_min, z2_max), got {extent!r}"
+        )
     z1_min, z1_max, z2_min, z2_max = (float(v) for v in extent)
     if not (z1_min < z1_max and z2_min < z2_max):
         raise ValueError(f"extent must have z1_min < z1_max and z2_min < z2_max, got {extent!r}")
     return z1_min, z1_max, z2_min, z2_max
 
 
-def latent_slider_explorer(model: nn.Module, extent: float | Sequence[float] = 3.0, step: float = 0.05,
-                           scale: int = 6, z0: tuple[float, float] | None = None) -> Explorer:
-    """Two sliders set a code ``z = (z1, z2)``; the image shows the decoded digit ``sigmoid(g(z))``.
+def latent_slider_explorer(
+    model: nn.Module,
+    extent: float | Sequence[float] = 3.0,
+    step: float = 0.05,
+    scale: int = 6,
+    z0: tuple[float, float] | None = None,
+) -> Explorer:
+    """Two sliders set a code ``z = (z1, z2)``; the image shows ``sigmoid(g(z))``.
 
     Args:
         model: an autoencoder with ``latent_dim == 2``.
@@ -126,11 +143,17 @@ def latent_slider_explorer(model: nn.Module, extent: float | Sequence[float] = 3
         An :class:`Explorer` whose ``update(z1, z2)`` returns the decoded image ``(28, 28)``.
     """
     if getattr(model, "latent_dim", None) != 2:
-        raise ValueError(f"the latent slider explorer needs latent_dim=2, got {getattr(model, 'latent_dim', None)!r}")
+        raise ValueError(
+            "the latent slider explorer needs latent_dim=2, "
+            f"got {getattr(model, 'latent_dim', None)!r}"
+        )
     z1_min, z1_max, z2_min, z2_max = _rectangle(extent)
     if z0 is None:
         z0 = ((z1_min + z1_max) / 2, (z2_min + z2_max) / 2)
-    controls = {"z1": _slider("z1", z0[0], z1_min, z1_max, step), "z2": _slider("z2", z0[1], z2_min, z2_max, step)}
+    controls = {
+        "z1": _slider("z1", z0[0], z1_min, z1_max, step),
+        "z2": _slider("z2", z0[1], z2_min, z2_max, step),
+    }
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
     def update(z1: float, z2: float) -> torch.Tensor:
@@ -138,12 +161,14 @@ def latent_slider_explorer(model: nn.Module, extent: float | Sequence[float] = 3
         _show(image, x_hat, scale)
         caption.value = f"decoded from z = ({z1:.2f}, {z2:.2f})"
         return x_hat
+
     box = widgets.HBox([widgets.VBox(list(controls.values()) + [caption]), image])
     return _wire(Explorer(box, update, image, controls, caption))
 
 
-def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, step: float = 0.05,
-                           scale: int = 6) -> Explorer:
+def interpolation_explorer(
+    model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, step: float = 0.05, scale: int = 6
+) -> Explorer:
     """A slider ``t`` in [0, 1] walks from the code of ``x_a`` to the code of ``x_b``.
 
     The image shows the decoding of ``z(t)`` (left) beside the pixel cross-fade
@@ -156,10 +181,14 @@ def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tenso
         step: slider step.
         scale: display magnification.
     Returns:
-        An :class:`Explorer` whose ``update(t)`` returns ``(2, 28, 28)``: the decoding and the cross-fade.
+        An :class:`Explorer` whose ``update(t)`` returns ``(2, 28, 28)``: decoding, cross-fade.
     """
-    a, b = (to_float(_one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
-    z_a, z_b = _codes(model, _one_image(x_a, "x_a"), _one_image(x_b, "x_b"))  # once: a move only decodes
+    a, b = (
+        to_float(_one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b"))
+    )
+    z_a, z_b = _codes(
+        model, _one_image(x_a, "x_a"), _one_image(x_b, "x_b")
+    )  # once: a move only decodes
     controls = {"t": _slider("t", 0.5, 0.0, 1.0, step)}
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
@@ -168,12 +197,20 @@ def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tenso
         _show(image, pair, scale)
         caption.value = f"t = {t:.2f}: decoder at z(t) (left), pixel cross-fade (right)"
         return pair
+
     box = widgets.VBox([controls["t"], image, caption])
     return _wire(Explorer(box, update, image, controls, caption))
 
 
-def denoising_explorer(model: nn.Module, x: torch.Tensor, max_std: float = 0.6, step: float = 0.05,
-                       seed: int = 0, scale: int = 3, std0: float = 0.3) -> Explorer:
+def denoising_explorer(
+    model: nn.Module,
+    x: torch.Tensor,
+    max_std: float = 0.6,
+    step: float = 0.05,
+    seed: int = 0,
+    scale: int = 3,
+    std0: float = 0.3,
+) -> Explorer:
     """A slider sets the noise level sigma; rows show the clean, noisy and denoised images.
 
     Args:
@@ -185,7 +222,7 @@ def denoising_explorer(model: nn.Module, x: torch.Tensor, max_std: float = 0.6, 
         scale: display magnification.
         std0: the starting sigma.
     Returns:
-        An :class:`Explorer` whose ``update(std)`` returns ``(3, B, 28, 28)``: clean, noisy, denoised.
+        An :class:`Explorer` whose ``update(std)`` returns ``(3, B, 28, 28)``: the three rows.
     """
     clean = to_float(x).reshape(-1, 28, 28)
     controls = {"sigma": _slider("σ", std0, 0.0, max_std, step)}
@@ -196,9 +233,12 @@ def denoising_explorer(model: nn.Module, x: torch.Tensor, max_std: float = 0.6, 
         rows = torch.stack([clean, noisy, denoised])
         _show(image, rows, scale)
         before, after = psnr(clean, noisy).mean().item(), psnr(clean, denoised).mean().item()
-        caption.value = (f"σ = {std:.2f}: rows clean, noisy, denoised; mean PSNR "
-                         f"{before:.1f} dB noisy, {after:.1f} dB denoised")
+        caption.value = (
+            f"σ = {std:.2f}: rows clean, noisy, denoised; mean PSNR "
+            f"{before:.1f} dB noisy, {after:.1f} dB denoised"
+        )
         return rows
+
     box = widgets.VBox([controls["sigma"], image, caption])
     return _wire(Explorer(box, update, image, controls, caption))
 
@@ -206,13 +246,18 @@ def denoising_explorer(model: nn.Module, x: torch.Tensor, max_std: float = 0.6, 
 # --- the static figures -----------------------------------------------------------------------
 
 
-def decode_grid(model: nn.Module, extent: float | Sequence[float] = 3.0, n: int = 12,
-                ax: plt.Axes | None = None, title: str | None = None) -> Figure:
-    """Decodings over an ``n x n`` grid of a 2-D latent plane: every position of the two sliders at once.
+def decode_grid(
+    model: nn.Module,
+    extent: float | Sequence[float] = 3.0,
+    n: int = 12,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Decodings over an ``n x n`` grid of a 2-D latent plane: every slider position at once.
 
     Args:
         model: an autoencoder with ``latent_dim == 2``.
-        extent: a half-width ``e`` (the square ``[-e, e]^2``) or ``(z1_min, z1_max, z2_min, z2_max)``.
+        extent: a half-width ``e`` (square ``[-e, e]^2``) or ``(z1_min, z1_max, z2_min, z2_max)``.
         n: images per side.
         ax: axes to draw on; default a new figure.
         title: axes title.
@@ -223,9 +268,14 @@ def decode_grid(model: nn.Module, extent: float | Sequence[float] = 3.0, n: int 
     return latent_grid(model, (z1_min, z2_min), (z1_max, z2_max), n=n, ax=ax, title=title)
 
 
-def interpolation_figure(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9,
-                         title: str | None = None) -> Figure:
-    """Two strips from ``x_a`` to ``x_b``: decodings of ``z(t)`` (top) and pixel cross-fades (bottom).
+def interpolation_figure(
+    model: nn.Module,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    steps: int = 9,
+    title: str | None = None,
+) -> Figure:
+    """Two strips from ``x_a`` to ``x_b``: decodings of ``z(t)`` (top), pixel cross-fades (bottom).
 
     Args:
         model: has ``encode`` and ``decode``.
@@ -238,11 +288,16 @@ def interpolation_figure(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor,
     t = torch.linspace(0, 1, steps)
     a, b = (to_float(_one_image(x, name)) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
     fades = (1 - t[:, None]) * a + t[:, None] * b
-    return image_grid(torch.cat([interpolate(model, x_a, x_b, t).reshape(steps, 784), fades]), nrow=steps,
-                      title=title or "decoder along z(t) (top), pixel cross-fade (bottom); t from 0 to 1")
+    return image_grid(
+        torch.cat([interpolate(model, x_a, x_b, t).reshape(steps, 784), fades]),
+        nrow=steps,
+        title=title or "decoder along z(t) (top), pixel cross-fade (bottom); t from 0 to 1",
+    )
 
 
-def denoising_figure(model: nn.Module, x: torch.Tensor, stds: Sequence[float], seed: int = 0) -> Figure:
+def denoising_figure(
+    model: nn.Module, x: torch.Tensor, stds: Sequence[float], seed: int = 0
+) -> Figure:
     """For each noise level, the noisy images above their denoised versions.
 
     Args:
@@ -257,7 +312,9 @@ def denoising_figure(model: nn.Module, x: torch.Tensor, stds: Sequence[float], s
     if not stds:
         raise ValueError("give at least one noise level")
     batch = len(x)
-    fig, axes = plt.subplots(1, len(stds), figsize=(1.6 * batch * len(stds) / 2 + 1, 2.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(stds), figsize=(1.6 * batch * len(stds) / 2 + 1, 2.2), squeeze=False
+    )
     for ax, std in zip(axes[0], stds):
         noisy, denoised = denoise(model, x, std, seed)
         image_grid(torch.cat([noisy, denoised]), nrow=batch, ax=ax, title=f"σ = {std:g}")

@@ -59,7 +59,7 @@ def canvas_by_hand(rows: torch.Tensor, scale: int, padding: int = 2) -> np.ndarr
     for i in range(r):
         for j in range(c):
             top, left = padding + i * (h + padding), padding + j * (w + padding)
-            canvas[top:top + h, left:left + w] = rows[i, j].clamp(0, 1).double().numpy()
+            canvas[top : top + h, left : left + w] = rows[i, j].clamp(0, 1).double().numpy()
     levels = np.floor(canvas * 255 + 0.5) / 255
     return levels.repeat(scale, axis=0).repeat(scale, axis=1)
 
@@ -68,10 +68,12 @@ def canvas_by_hand(rows: torch.Tensor, scale: int, padding: int = 2) -> np.ndarr
 @pytest.mark.parametrize("scale", [1, 3])
 def test_to_png_has_the_pixels_of_the_layout_by_hand(mnist, shape, scale):
     g = torch.Generator().manual_seed(0)
-    digits = aelib.to_float(mnist.x_test[:24]).reshape(24, 28, 28)[:, :shape[2], :shape[3]]
-    images = {"digits": digits[:shape[0] * shape[1]].reshape(shape),
-              "probabilities": torch.sigmoid(3 * torch.randn(shape, generator=g)),
-              "out of range": 1.4 * torch.rand(shape, generator=g) - 0.2}
+    digits = aelib.to_float(mnist.x_test[:24]).reshape(24, 28, 28)[:, : shape[2], : shape[3]]
+    images = {
+        "digits": digits[: shape[0] * shape[1]].reshape(shape),
+        "probabilities": torch.sigmoid(3 * torch.randn(shape, generator=g)),
+        "out of range": 1.4 * torch.rand(shape, generator=g) - 0.2,
+    }
     for name, rows in images.items():
         got, expected = png_pixels(E.to_png(rows, scale)), canvas_by_hand(rows, scale)
         assert got.shape == expected.shape, name
@@ -107,10 +109,14 @@ def test_moving_a_slider_calls_the_callback():
     model = model_2d()
     explorer = E.latent_slider_explorer(model, scale=1)  # starts at the centre, (0, 0)
     start = explorer.image.value
-    assert start == E.to_png(I.codes_to_images(model, torch.zeros(1, 2))[0], 1)  # drawn at z0 on creation
+    assert start == E.to_png(
+        I.codes_to_images(model, torch.zeros(1, 2))[0], 1
+    )  # drawn at z0 on creation
     explorer.controls["z1"].value = 1.5
     assert explorer.image.value != start
-    assert explorer.image.value == E.to_png(I.codes_to_images(model, torch.tensor([[1.5, 0.0]]))[0], 1)
+    assert explorer.image.value == E.to_png(
+        I.codes_to_images(model, torch.tensor([[1.5, 0.0]]))[0], 1
+    )
     assert "(1.50, 0.00)" in explorer.caption.value
 
 
@@ -129,7 +135,9 @@ def test_interpolation_ends_are_the_reconstructions(mnist):
     torch.testing.assert_close(end[0], recon[1])
     torch.testing.assert_close(start[1], aelib.to_float(x_a).reshape(28, 28))
     middle = explorer.update(0.5)
-    torch.testing.assert_close(middle[1], aelib.to_float(torch.cat([x_a, x_b])).reshape(2, 28, 28).mean(0))
+    torch.testing.assert_close(
+        middle[1], aelib.to_float(torch.cat([x_a, x_b])).reshape(2, 28, 28).mean(0)
+    )
     z = model.encode(aelib.to_float(mnist.x_test[:2]))
     torch.testing.assert_close(middle[0], I.codes_to_images(model, z.mean(0, keepdim=True))[0])
     explorer.controls["t"].value = 0.25
@@ -146,7 +154,6 @@ def test_interpolate_accepts_many_positions_and_checks_them(mnist):
         I.interpolate(model, mnist.x_test[:2], mnist.x_test[1], 0.5)
 
 
-
 def test_interpolate_pairs_walks_each_pair_like_interpolate(mnist):
     model = model_8d()
     t = torch.linspace(0, 1, 4)
@@ -157,6 +164,7 @@ def test_interpolate_pairs_walks_each_pair_like_interpolate(mnist):
         torch.testing.assert_close(paths[:, i], I.interpolate(model, x_a[i], x_b[i], t))
     with pytest.raises(ValueError, match="pair up"):
         I.interpolate_pairs(model, x_a, x_b[:2], t)
+
 
 def test_denoising_update_scales_one_noise_pattern(mnist):
     model = model_8d()
@@ -172,7 +180,9 @@ def test_denoising_update_scales_one_noise_pattern(mnist):
     torch.testing.assert_close(rows[2].reshape(3, 784), model.reconstruct(expected))
     eps = torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
     inside = (clean + 0.4 * eps > 0) & (clean + 0.4 * eps < 1)
-    torch.testing.assert_close(I.denoise(model, x, 0.4, seed=7)[0].reshape(3, 784)[inside], (clean + 0.4 * eps)[inside])
+    torch.testing.assert_close(
+        I.denoise(model, x, 0.4, seed=7)[0].reshape(3, 784)[inside], (clean + 0.4 * eps)[inside]
+    )
     explorer.controls["sigma"].value = 0.5
     assert explorer.caption.value.startswith("σ = 0.50") and "dB" in explorer.caption.value
 
@@ -181,7 +191,9 @@ def test_decode_grid_accepts_a_half_width_or_four_numbers():
     model = model_2d()
     fig = E.decode_grid(model, 2.0, n=3)
     assert isinstance(fig, Figure)
-    assert fig.axes[0].get_images()[0].get_extent() == pytest.approx([-3.0, 3.0, -3.0, 3.0])  # half a step out
+    assert fig.axes[0].get_images()[0].get_extent() == pytest.approx(
+        [-3.0, 3.0, -3.0, 3.0]
+    )  # half a step out
     fig = E.decode_grid(model, (-1, 1, -3, 0), n=4, title="grid")
     image = fig.axes[0].get_images()[0]
     assert image.get_extent() == pytest.approx([-4 / 3, 4 / 3, -3.5, 0.5])
