@@ -222,7 +222,8 @@ def denoising_explorer(
         scale: display magnification.
         std0: the starting sigma.
     Returns:
-        An :class:`Explorer` whose ``update(std)`` returns ``(3, B, 28, 28)``: the three rows.
+        An :class:`Explorer` whose ``update(std)`` returns ``(3, B, 28, 28)``: the clean,
+        noisy and denoised rows.
     """
     clean = to_float(x).reshape(-1, 28, 28)
     controls = {"sigma": _slider("σ", std0, 0.0, max_std, step)}
