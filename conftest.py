@@ -1,4 +1,5 @@
 """Root pytest configuration, shared by the unit tests and the notebooks run through nbval."""
+
 import os
 
 import matplotlib

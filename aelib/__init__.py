@@ -3,18 +3,47 @@
 Importing it only defines things: seeding, plotting styles and downloads are explicit calls.
 """
 
-from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
 from . import regularizers
-from .losses import bce_loss, gaussian_kl, mse_loss, negative_elbo, seed_loss
-from .models import Autoencoder, ConvAutoencoder, VAEOutput, VariationalAutoencoder, count_parameters
+from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
+from .losses import bce_loss, gaussian_kl, mse_loss, negative_elbo
+from .models import (
+    Autoencoder,
+    AutoencoderBase,
+    ConvAutoencoder,
+    LinearAutoencoder,
+    VAEOutput,
+    VariationalAutoencoder,
+    count_parameters,
+)
 from .train import History, NonFiniteLossError, evaluate, fit, make_optimizer
 from .utils import pick_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Autoencoder", "ConvAutoencoder", "Dataset", "DataUnavailableError", "History", "IdxFormatError",
-    "NonFiniteLossError", "bce_loss", "count_parameters", "evaluate", "fit", "gaussian_kl", "load_dataset",
-    "make_optimizer", "mse_loss", "negative_elbo", "pick_device", "read_idx", "regularizers",
-    "seed_everything", "seed_loss", "to_float", "VAEOutput", "VariationalAutoencoder",
+    "Autoencoder",
+    "AutoencoderBase",
+    "ConvAutoencoder",
+    "LinearAutoencoder",
+    "Dataset",
+    "DataUnavailableError",
+    "History",
+    "IdxFormatError",
+    "NonFiniteLossError",
+    "bce_loss",
+    "count_parameters",
+    "evaluate",
+    "fit",
+    "gaussian_kl",
+    "load_dataset",
+    "make_optimizer",
+    "mse_loss",
+    "negative_elbo",
+    "pick_device",
+    "read_idx",
+    "regularizers",
+    "seed_everything",
+    "to_float",
+    "VAEOutput",
+    "VariationalAutoencoder",
 ]

@@ -1,4 +1,4 @@
-"""Linear autoencoders, PCA and the angles between subspaces.
+"""PCA and the angles between subspaces (the linear autoencoder: :class:`aelib.LinearAutoencoder`).
 
 A linear autoencoder trained with squared error spans the same subspace as the top principal
 components: Bourlard & Kamp (1988), "Auto-association by multilayer perceptrons and singular value
@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from .data import to_float
-from .models import _check_sizes, flatten_images
 
 
 class PCA(NamedTuple):
@@ -34,7 +32,7 @@ class PCA(NamedTuple):
     explained_variance: torch.Tensor
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Coordinates along the components. Args: x ``(B, d)`` or images. Returns: z ``(B, m)``."""
+        """Coordinates along the components. Args: x ``(B, d)`` or images. Returns: ``(B, m)``."""
         return (_rows(x) - self.mean) @ self.components.T
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -47,7 +45,7 @@ class PCA(NamedTuple):
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
-    """``(N, d)`` floats: uint8 images scaled by :func:`aelib.to_float`, float data kept in its dtype."""
+    """``(N, d)`` floats: uint8 images scaled by :func:`aelib.to_float`, floats as they are."""
     return x.reshape(len(x), -1) if x.is_floating_point() else to_float(x)
 
 
@@ -64,7 +62,9 @@ def pca(x: torch.Tensor, m: int) -> PCA:
     x = _rows(x)
     n, d = x.shape
     if not isinstance(m, int) or not 1 <= m <= min(n, d):
-        raise ValueError(f"m must be an integer in [1, {min(n, d)}] for data of shape {(n, d)}, got {m!r}")
+        raise ValueError(
+            f"m must be an integer in [1, {min(n, d)}] for data of shape {(n, d)}, got {m!r}"
+        )
     mean = x.mean(0)
     _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
     return PCA(mean, vh[:m], s[:m] ** 2 / max(n - 1, 1))
@@ -72,8 +72,10 @@ def pca(x: torch.Tensor, m: int) -> PCA:
 
 def _orthonormal_basis(a: torch.Tensor, name: str) -> torch.Tensor:
     if a.dim() != 2:
-        raise ValueError(f"expected {name} as a matrix (d, k) whose columns span a subspace, "
-                         f"got shape {tuple(a.shape)}")
+        raise ValueError(
+            f"expected {name} as a matrix (d, k) whose columns span a subspace, "
+            f"got shape {tuple(a.shape)}"
+        )
     u, s, _ = torch.linalg.svd(a.detach().double(), full_matrices=False)
     tol = max(a.shape) * torch.finfo(torch.float64).eps * (s[0] if len(s) else 0.0)
     return u[:, s > tol]
@@ -82,7 +84,8 @@ def _orthonormal_basis(a: torch.Tensor, name: str) -> torch.Tensor:
 def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Principal angles between the column spaces of ``a`` and ``b``, smallest first, in radians.
 
-    Book: eq. ``02-principal-angles``. The cosines are the singular values of ``Q_a^T Q_b`` for orthonormal bases ``Q_a``, ``Q_b``;
+    Book: eq. ``02-principal-angles``. The cosines are the singular values of ``Q_a^T Q_b``
+    for orthonormal bases ``Q_a``, ``Q_b``;
     angles whose cosine is near 1 are taken from the sines instead, which stay accurate there.
 
     Args:
@@ -93,58 +96,12 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     qa, qb = _orthonormal_basis(a, "a"), _orthonormal_basis(b, "b")
     if qa.shape[0] != qb.shape[0]:
-        raise ValueError(f"a and b must have the same number of rows, got {qa.shape[0]} and {qb.shape[0]}")
+        raise ValueError(
+            f"a and b must have the same number of rows, got {qa.shape[0]} and {qb.shape[0]}"
+        )
     if qa.shape[1] < qb.shape[1]:
         qa, qb = qb, qa
     overlap = qa.T @ qb
     cosines = torch.linalg.svdvals(overlap).clamp(max=1.0)  # descending: angles ascending
     sines = torch.linalg.svdvals(qb - qa @ overlap).clamp(max=1.0).flip(0)  # ascending
-    return torch.where(cosines ** 2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))
-
-
-class LinearAutoencoder(nn.Module):
-    """The purely linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
-
-    Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
-    :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
-    themselves: train it with :func:`aelib.mse_loss`; :meth:`reconstruct` applies no sigmoid.
-
-    Args:
-        input_dim: ``d``, values per input.
-        latent_dim: ``m``, the code size (``m < d`` is undercomplete, ``m >= d`` overcomplete).
-        bias: give both maps a bias.
-        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before encoding
-            and added back after decoding; default zeros. Centring changes no reachable function
-            when ``bias`` is on, but it makes gradient descent far better conditioned.
-    """
-
-    def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
-                 center: torch.Tensor | None = None):
-        super().__init__()
-        _check_sizes(input_dim=input_dim, latent_dim=latent_dim)
-        center = torch.zeros(input_dim) if center is None else _rows(center.reshape(1, -1))[0].detach().clone()
-        if center.shape != (input_dim,):
-            raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")
-        self.input_dim, self.latent_dim = input_dim, latent_dim
-        self.register_buffer("center", center.float())
-        self.encoder = nn.Linear(input_dim, latent_dim, bias=bias)
-        self.decoder = nn.Linear(latent_dim, input_dim, bias=bias)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: z ``(B, m)``."""
-        return self.encoder(flatten_images(x, self.input_dim) - self.center)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstruction. Args: z ``(B, m)``. Returns: x_hat ``(B, d)``."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.decoder(z) + self.center
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: x_hat ``(B, d)``."""
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in the shape of ``x`` (no sigmoid: the output layer is linear)."""
-        return self(x).reshape(x.shape)
+    return torch.where(cosines**2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))

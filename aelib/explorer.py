@@ -22,10 +22,9 @@ from PIL import Image
 from torch import nn
 
 from .data import to_float
+from .inference import _codes, _one_image, codes_to_images, decode_segment, denoise, interpolate
 from .metrics import psnr
 from .plotting import image_grid, latent_grid
-from .regularizers import GaussianNoise
-from .utils import eval_mode
 
 
 @dataclass
@@ -45,97 +44,6 @@ class Explorer:
     image: widgets.Image
     controls: dict[str, widgets.ValueWidget] = field(default_factory=dict)
     caption: widgets.HTML | None = None
-
-
-# --- the pictures, shared by the callbacks and the static figures ------------------------------
-
-
-@torch.no_grad()
-def decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities of codes, in eval mode. Args: z ``(B, m)``. Returns: ``(B, 28, 28)``."""
-    with eval_mode(model):
-        x_hat = torch.sigmoid(model.decode(z.to(next(model.parameters()).device))).cpu()
-    return x_hat.reshape(len(z), 28, 28)
-
-
-@torch.no_grad()
-def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Codes of images (uint8 or float), in eval mode. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)``. Returns: ``(B, m)``."""
-    with eval_mode(model):
-        return model.encode(to_float(x).to(next(model.parameters()).device)).cpu()
-
-
-def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> torch.Tensor:
-    """Decodings along the segment ``z(t) = (1 - t) f(x_a) + t f(x_b)`` (book: eq. ``06-interp``).
-
-    Args:
-        model: has ``encode`` and ``decode``.
-        x_a: one image ``(1, 784)`` or ``(1, 1, 28, 28)`` (uint8 or float), or ``(784,)``.
-        x_b: another, the same way.
-        t: positions in [0, 1]: a float or a sequence ``(T,)``.
-    Returns:
-        ``(T, 28, 28)`` pixel probabilities.
-    """
-    x_a, x_b = _one_image(x_a, "x_a"), _one_image(x_b, "x_b")
-    return _walk(model, *_codes(model, x_a, x_b), t)[:, 0]
-
-
-def interpolate_pairs(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> torch.Tensor:
-    """:func:`interpolate` for ``B`` pairs at once: ``x_a[i]`` to ``x_b[i]``.
-
-    Args:
-        model: has ``encode`` and ``decode``.
-        x_a: start images ``(B, 784)`` or ``(B, 1, 28, 28)``, uint8 or float.
-        x_b: end images, the same shape.
-        t: positions in [0, 1]: a float or a sequence ``(T,)``.
-    Returns:
-        ``(T, B, 28, 28)`` pixel probabilities.
-    """
-    if x_a.shape != x_b.shape:
-        raise ValueError(f"x_a and x_b must pair up image by image, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
-    return _walk(model, *_codes(model, x_a, x_b), t)
-
-
-def _codes(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f(x_a)`` and ``f(x_b)``, each ``(B, m)``, from one encoder pass."""
-    z = encode(model, torch.cat([to_float(x_a), to_float(x_b)]))
-    return z[:len(x_a)], z[len(x_a):]
-
-
-def _walk(model: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, t) -> torch.Tensor:
-    """Decodings of ``(1 - t) z_a + t z_b`` for positions ``t`` in [0, 1]: ``(T, B, 28, 28)``."""
-    t = torch.as_tensor(t, dtype=z_a.dtype).reshape(-1, 1, 1)
-    if ((t < 0) | (t > 1)).any():
-        raise ValueError(f"interpolation positions must lie in [0, 1], got {t.flatten().tolist()}")
-    codes = (1 - t) * z_a + t * z_b
-    return decode(model, codes.flatten(0, 1)).reshape(len(t), len(z_a), 28, 28)
-
-
-def denoise(model: nn.Module, x: torch.Tensor, std: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corrupt ``x`` with :class:`aelib.regularizers.GaussianNoise` and reconstruct it.
-
-    The noise ``eps`` comes from a generator seeded with ``seed``, so every ``std`` scales the same
-    ``eps``: moving a slider changes the noise level, not the noise pattern.
-
-    Args:
-        model: a (denoising) autoencoder with ``reconstruct``.
-        x: clean images ``(B, 784)`` or ``(B, 1, 28, 28)``, uint8 or float in [0, 1].
-        std: the noise level sigma.
-        seed: seeds the noise.
-    Returns:
-        ``(noisy, denoised)``, each ``(B, 28, 28)``.
-    """
-    clean = to_float(x)
-    noisy = GaussianNoise(std)(clean, torch.Generator().manual_seed(seed))
-    with eval_mode(model):  # reconstruct runs without autograd already
-        denoised = model.reconstruct(noisy.to(next(model.parameters()).device)).cpu()
-    return noisy.reshape(-1, 28, 28), denoised.reshape(-1, 28, 28)
-
-
-def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
-    if x.numel() != 784:
-        raise ValueError(f"{name} must be one 28x28 image ((784,), (1, 784) or (1, 1, 28, 28)), got {tuple(x.shape)}")
-    return x.reshape(1, 784)
 
 
 def to_png(rows: torch.Tensor, scale: int = 4, padding: int = 2) -> bytes:
@@ -225,7 +133,7 @@ def latent_slider_explorer(model: nn.Module, extent: float | Sequence[float] = 3
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
     def update(z1: float, z2: float) -> torch.Tensor:
-        x_hat = decode(model, torch.tensor([[z1, z2]], dtype=torch.float32))[0]
+        x_hat = codes_to_images(model, torch.tensor([[z1, z2]], dtype=torch.float32))[0]
         _show(image, x_hat, scale)
         caption.value = f"decoded from z = ({z1:.2f}, {z2:.2f})"
         return x_hat
@@ -255,7 +163,7 @@ def interpolation_explorer(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tenso
     image, caption = widgets.Image(format="png"), widgets.HTML()
 
     def update(t: float) -> torch.Tensor:
-        pair = torch.stack([_walk(model, z_a, z_b, t)[0, 0], (1 - t) * a + t * b])
+        pair = torch.stack([decode_segment(model, z_a, z_b, t)[0, 0], (1 - t) * a + t * b])
         _show(image, pair, scale)
         caption.value = f"t = {t:.2f}: decoder at z(t) (left), pixel cross-fade (right)"
         return pair

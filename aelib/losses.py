@@ -17,12 +17,16 @@ from torch.nn import functional as F
 
 def _check_pair(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if isinstance(logits, tuple):  # a VAEOutput (logits, mu, logvar)
-        raise ValueError("got a variational autoencoder's output (logits, mu, logvar), not logits: "
-                         "train and evaluate a VariationalAutoencoder with loss_fn=aelib.negative_elbo")
+        raise ValueError(
+            "got a variational autoencoder's output (logits, mu, logvar), not logits: "
+            "train and evaluate a VariationalAutoencoder with loss_fn=aelib.negative_elbo"
+        )
     target = x.reshape(x.shape[0], -1)
     if logits.dim() != 2 or logits.shape != target.shape:
-        raise ValueError(f"expected logits of shape {tuple(target.shape)} to match the flattened "
-                         f"targets, got {tuple(logits.shape)}")
+        raise ValueError(
+            f"expected logits of shape {tuple(target.shape)} to match the flattened "
+            f"targets, got {tuple(logits.shape)}"
+        )
     return target
 
 
@@ -52,25 +56,11 @@ def mse_loss(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target, reduction="sum") / target.shape[0]
 
 
-def seed_loss(recon_x: torch.Tensor, x_normalized: torch.Tensor) -> torch.Tensor:
-    """The seed script's ``loss_function``, verbatim: BCE summed over the batch and pixels.
-
-    Kept as the reference that :func:`bce_loss` is tested against.
-
-    Args:
-        recon_x: sigmoid outputs ``(B, 784)``.
-        x_normalized: inputs normalised to [-1, 1] by ``Normalize((0.5,), (0.5,))``.
-    Returns:
-        Scalar tensor: the **sum** over the batch (the seed divides by the data set size later).
-    """
-    x = (x_normalized.view(-1, 784) + 1) / 2
-    return F.binary_cross_entropy(recon_x, x, reduction="sum")
-
-
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, summed over the code, mean over images.
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form: summed over z, mean over images.
 
-    ``KL = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`` (Kingma & Welling 2014, appendix B).
+    ``KL = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))``
+    (Kingma & Welling 2014, appendix B).
 
     Args:
         mu: means ``(B, m)``.
@@ -79,7 +69,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         Scalar tensor.
     """
     if mu.shape != logvar.shape or mu.dim() != 2:
-        raise ValueError(f"expected mu and logvar of the same shape (B, m), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+        raise ValueError(
+            "expected mu and logvar of the same shape (B, m), "
+            f"got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
 
 
@@ -98,7 +91,9 @@ def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         Scalar tensor: mean over the batch.
     """
     if not (isinstance(output, tuple) and len(output) == 3):
-        raise ValueError("negative_elbo needs a VariationalAutoencoder's output (logits, mu, logvar), "
-                         f"got {type(output).__name__}; for a plain Autoencoder use aelib.bce_loss")
+        raise ValueError(
+            "negative_elbo needs a VariationalAutoencoder's output (logits, mu, logvar), "
+            f"got {type(output).__name__}; for a plain Autoencoder use aelib.bce_loss"
+        )
     logits, mu, logvar = output
     return bce_loss(logits, x) + beta * gaussian_kl(mu, logvar)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data import to_float
 from .utils import draw
 
 
@@ -39,6 +40,13 @@ def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """Return ``z`` if it is a batch of codes ``(B, latent_dim)``; else raise a ValueError saying so."""
+    if z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"expected codes of shape (B, {latent_dim}), got {tuple(z.shape)}")
+    return z
 
 
 class Standardize(nn.Module):
@@ -71,7 +79,36 @@ class TiedLinear(nn.Module):
         return f"in_features={w.shape[0]}, out_features={w.shape[1]}, tied"
 
 
-class Autoencoder(nn.Module):
+class AutoencoderBase(nn.Module):
+    """What every deterministic autoencoder here shares: ``decode``, ``forward`` and ``reconstruct``.
+
+    A subclass sets ``input_dim``, ``latent_dim``, ``encoder`` and ``decoder`` and defines
+    :meth:`encode`; ``forward`` returns the decoder's **logits** and :meth:`reconstruct` applies the
+    sigmoid, so :func:`aelib.losses.bce_loss` and :func:`aelib.fit` apply to every subclass.
+    """
+
+    input_dim: int
+    latent_dim: int
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Code of a batch. Args: x ``(B, d)`` or ``(B, 1, H, W)`` in [0, 1]. Returns: ``(B, m)``."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction. Args: z ``(B, m)``. Returns: logits ``(B, d)``."""
+        return self.decoder(check_codes(z, self.latent_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: ``(B, d)``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities ``x_hat = sigmoid(g(f(x)))`` in the shape of ``x``."""
+        return torch.sigmoid(self(x)).reshape(x.shape)
+
+
+class Autoencoder(AutoencoderBase):
     """Fully connected autoencoder ``x -> z = f(x) -> x_hat = sigmoid(g(z))``.
 
     With the defaults this is exactly the seed's network: 784-400-20 with ReLU, a linear code,
@@ -128,23 +165,50 @@ class Autoencoder(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Code of a batch. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
+        """Code of a batch. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: ``(B, m)``."""
         return self.encoder(flatten_images(x, self.input_dim))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits of the reconstruction. Args: z ``(B, m)``. Returns: logits ``(B, 784)``."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the reconstruction. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)``. Returns: ``(B, 784)``."""
-        return self.decode(self.encode(x))
+class LinearAutoencoder(AutoencoderBase):
+    """The purely linear autoencoder ``x_hat = c + W_dec (W_enc (x - c) + b_enc) + b_dec`` (d -> m -> d).
+
+    Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
+    :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
+    themselves: train it with :func:`aelib.mse_loss`; :meth:`reconstruct` applies no sigmoid.
+
+    Args:
+        input_dim: ``d``, values per input.
+        latent_dim: ``m``, the code size (``m < d`` is undercomplete, ``m >= d`` overcomplete).
+        bias: give both maps a bias.
+        center: a fixed ``(d,)`` vector ``c`` (usually the training mean) subtracted before encoding
+            and added back after decoding; default zeros. Centring changes no reachable function
+            when ``bias`` is on, but it makes gradient descent far better conditioned.
+    """
+
+    def __init__(self, input_dim: int = 784, latent_dim: int = 20, bias: bool = True,
+                 center: torch.Tensor | None = None):
+        super().__init__()
+        _check_sizes(input_dim=input_dim, latent_dim=latent_dim)
+        center = torch.zeros(input_dim) if center is None else to_float(center.detach().reshape(1, -1))[0].clone().detach().clone()
+        if center.shape != (input_dim,):
+            raise ValueError(f"expected center of shape ({input_dim},), got {tuple(center.shape)}")
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.register_buffer("center", center.float())
+        self.encoder = nn.Linear(input_dim, latent_dim, bias=bias)
+        self.decoder = nn.Linear(latent_dim, input_dim, bias=bias)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: z ``(B, m)``."""
+        return self.encoder(flatten_images(x, self.input_dim) - self.center)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction. Args: z ``(B, m)``. Returns: x_hat ``(B, d)``."""
+        return super().decode(z) + self.center
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities ``x_hat = sigmoid(g(f(x)))`` in the shape of ``x``."""
-        return torch.sigmoid(self(x)).reshape(x.shape)
+        """The reconstruction in the shape of ``x`` (no sigmoid: the output layer is linear)."""
+        return self(x).reshape(x.shape)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -225,9 +289,7 @@ class VariationalAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of p(x|z). Args: z ``(B, m)``. Returns: ``(B, d)``."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.decoder(z)
+        return self.decoder(check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         """One sampled reconstruction. Returns :class:`VAEOutput` ``(logits, mu, logvar)``."""
@@ -254,7 +316,7 @@ class VariationalAutoencoder(nn.Module):
         return torch.sigmoid(self.decode(z))
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(AutoencoderBase):
     """A small convolutional autoencoder for 28x28 images: 1→16→32 channels (stride 2), then a linear code.
 
     Weight sharing: each 3x3 filter is applied at every position, so the encoder has ~5k convolution
@@ -287,7 +349,3 @@ class ConvAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
         return self.encoder(flatten_images(x, 784).reshape(-1, 1, 28, 28))
-
-    decode = Autoencoder.decode
-    forward = Autoencoder.forward
-    reconstruct = Autoencoder.reconstruct

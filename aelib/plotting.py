@@ -20,7 +20,9 @@ def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     return fig
 
 
-def image_grid(x: torch.Tensor, nrow: int = 8, ax: plt.Axes | None = None, title: str | None = None) -> Figure:
+def image_grid(
+    x: torch.Tensor, nrow: int = 8, ax: plt.Axes | None = None, title: str | None = None
+) -> Figure:
     """Show images as one grid (``torchvision.utils.make_grid``), white digits on black.
 
     Args:
@@ -43,8 +45,13 @@ def image_grid(x: torch.Tensor, nrow: int = 8, ax: plt.Axes | None = None, title
     return ax.figure
 
 
-def reconstruction_grid(model: torch.nn.Module, x: torch.Tensor, n: int = 8,
-                        path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
+def reconstruction_grid(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    n: int = 8,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
     """Originals (top row) above their reconstructions (bottom row).
 
     Args:
@@ -62,13 +69,20 @@ def reconstruction_grid(model: torch.nn.Module, x: torch.Tensor, n: int = 8,
     originals = to_float(x[:n]).to(device)
     with eval_mode(model):
         x_hat = model.reconstruct(originals)
-    fig = image_grid(torch.cat([originals, x_hat]), nrow=n,
-                     title=title or "originals (top) and reconstructions (bottom)")
+    fig = image_grid(
+        torch.cat([originals, x_hat]),
+        nrow=n,
+        title=title or "originals (top) and reconstructions (bottom)",
+    )
     return _save(fig, path)
 
 
-def loss_curves(history: History, path: str | os.PathLike | None = None,
-                reference: float | None = None, reference_label: str = "reference") -> Figure:
+def loss_curves(
+    history: History,
+    path: str | os.PathLike | None = None,
+    reference: float | None = None,
+    reference_label: str = "reference",
+) -> Figure:
     """Training and test loss per epoch (the seed's loss plot, with its ``--label`` typo fixed).
 
     Args:
@@ -94,8 +108,15 @@ def loss_curves(history: History, path: str | os.PathLike | None = None,
     return _save(fig, path)
 
 
-def latent_scatter(z: torch.Tensor, y: torch.Tensor, ax: plt.Axes | None = None, title: str | None = None,
-                   path: str | os.PathLike | None = None, s: float = 6.0, alpha: float = 0.7) -> Figure:
+def latent_scatter(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+    s: float = 6.0,
+    alpha: float = 0.7,
+) -> Figure:
     """Scatter two-dimensional codes, one colour per label, with a legend of the labels.
 
     Args:
@@ -113,8 +134,10 @@ def latent_scatter(z: torch.Tensor, y: torch.Tensor, ax: plt.Axes | None = None,
     """
     z, y = z.detach().cpu(), torch.as_tensor(y).cpu()
     if z.dim() != 2 or z.shape[1] != 2:
-        raise ValueError(f"expected codes of shape (N, 2), got {tuple(z.shape)}; "
-                         "for a larger code project it to two dimensions first")
+        raise ValueError(
+            f"expected codes of shape (N, 2), got {tuple(z.shape)}; "
+            "for a larger code project it to two dimensions first"
+        )
     if y.shape != (len(z),):
         raise ValueError(f"expected {len(z)} labels of shape ({len(z)},), got {tuple(y.shape)}")
     if ax is None:
@@ -122,21 +145,35 @@ def latent_scatter(z: torch.Tensor, y: torch.Tensor, ax: plt.Axes | None = None,
     colours = plt.get_cmap("tab10")
     for i, label in enumerate(torch.unique(y).tolist()):
         keep = y == label
-        ax.scatter(z[keep, 0].numpy(), z[keep, 1].numpy(), s=s, alpha=alpha, color=colours(i % 10),
-                   label=str(label))
+        ax.scatter(
+            z[keep, 0].numpy(),
+            z[keep, 1].numpy(),
+            s=s,
+            alpha=alpha,
+            color=colours(i % 10),
+            label=str(label),
+        )
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    ax.legend(title="label", markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.legend(
+        title="label", markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
+    )
     if title:
         ax.set_title(title)
     return _save(ax.figure, path)
 
 
 @torch.no_grad()
-def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple[float, float], n: int = 12,
-                ax: plt.Axes | None = None, title: str | None = None,
-                path: str | os.PathLike | None = None) -> Figure:
-    """Decode an ``n`` x ``n`` grid of codes spanning a rectangle of a two-dimensional latent plane.
+def latent_grid(
+    model: torch.nn.Module,
+    z_min: tuple[float, float],
+    z_max: tuple[float, float],
+    n: int = 12,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Decode an ``n`` x ``n`` grid of codes spanning a rectangle of a 2-D latent plane.
 
     The image in column ``j`` and row ``i`` is ``sigmoid(model.decode(z))`` at
     ``z = (z1_j, z2_i)``, with ``z1`` growing to the right and ``z2`` growing upwards, as in
@@ -156,9 +193,14 @@ def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple
         ValueError: the model's code is not two-dimensional, or the rectangle is empty.
     """
     if getattr(model, "latent_dim", None) != 2:
-        raise ValueError(f"latent_grid needs a model with latent_dim=2, got {getattr(model, 'latent_dim', None)!r}")
+        raise ValueError(
+            "latent_grid needs a model with latent_dim=2, "
+            f"got {getattr(model, 'latent_dim', None)!r}"
+        )
     if not (z_min[0] < z_max[0] and z_min[1] < z_max[1]):
-        raise ValueError(f"expected z_min < z_max in both coordinates, got {tuple(z_min)} and {tuple(z_max)}")
+        raise ValueError(
+            f"expected z_min < z_max in both coordinates, got {tuple(z_min)} and {tuple(z_max)}"
+        )
     device = next(model.parameters()).device
     z1 = torch.linspace(z_min[0], z_max[0], n)
     z2 = torch.linspace(z_max[1], z_min[1], n)  # top row first: z2 grows upwards
@@ -169,9 +211,20 @@ def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
     # codes are decoded at the cells' centres: the image reaches half a cell beyond them
-    half1, half2 = ((z_max[0] - z_min[0]) / (2 * (n - 1)), (z_max[1] - z_min[1]) / (2 * (n - 1))) if n > 1 else (0, 0)
-    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
-              extent=(z_min[0] - half1, z_max[0] + half1, z_min[1] - half2, z_max[1] + half2))
+    half1, half2 = (
+        ((z_max[0] - z_min[0]) / (2 * (n - 1)), (z_max[1] - z_min[1]) / (2 * (n - 1)))
+        if n > 1
+        else (0, 0)
+    )
+    ax.imshow(
+        grid[0].numpy(),
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        aspect="auto",
+        extent=(z_min[0] - half1, z_max[0] + half1, z_min[1] - half2, z_max[1] + half2),
+    )
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:
@@ -179,9 +232,16 @@ def latent_grid(model: torch.nn.Module, z_min: tuple[float, float], z_max: tuple
     return _save(ax.figure, path)
 
 
-def sweep_plot(values, losses, xlabel: str, ylabel: str = "Test loss (BCE per image)", logx: bool = False,
-               ax: plt.Axes | None = None, title: str | None = None,
-               path: str | os.PathLike | None = None) -> Figure:
+def sweep_plot(
+    values,
+    losses,
+    xlabel: str,
+    ylabel: str = "Test loss (BCE per image)",
+    logx: bool = False,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
     """A loss as a function of one setting (latent size, learning rate...), best point marked.
 
     Args:
@@ -198,13 +258,23 @@ def sweep_plot(values, losses, xlabel: str, ylabel: str = "Test loss (BCE per im
     """
     values, losses = list(values), [float(v) for v in losses]
     if len(values) != len(losses) or not values:
-        raise ValueError(f"expected as many losses as values (at least one), got {len(values)} and {len(losses)}")
+        raise ValueError(
+            "expected as many losses as values (at least one), "
+            f"got {len(values)} and {len(losses)}"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     ax.plot(values, losses, marker="o")
     best = min(range(len(losses)), key=losses.__getitem__)
-    ax.plot([values[best]], [losses[best]], marker="*", markersize=14, color="C3", linestyle="none",
-            label=f"best: {values[best]:.3g}")
+    ax.plot(
+        [values[best]],
+        [losses[best]],
+        marker="*",
+        markersize=14,
+        color="C3",
+        linestyle="none",
+        label=f"best: {values[best]:.3g}",
+    )
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -216,8 +286,13 @@ def sweep_plot(values, losses, xlabel: str, ylabel: str = "Test loss (BCE per im
     return _save(ax.figure, path)
 
 
-def compare_losses(histories: dict[str, History], split: str = "test", ax: plt.Axes | None = None,
-                   title: str | None = None, path: str | os.PathLike | None = None) -> Figure:
+def compare_losses(
+    histories: dict[str, History],
+    split: str = "test",
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
     """Loss per epoch of several runs in one plot, one line per run.
 
     Args:
@@ -238,7 +313,9 @@ def compare_losses(histories: dict[str, History], split: str = "test", ax: plt.A
     for name, history in histories.items():
         losses = getattr(history, f"{split}_loss")
         if not losses:
-            raise ValueError(f"run {name!r} has no {split} losses (pass x_test to fit for test losses)")
+            raise ValueError(
+                f"run {name!r} has no {split} losses (pass x_test to fit for test losses)"
+            )
         ax.plot(range(1, len(losses) + 1), losses, marker="o", markersize=3, label=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Epoch")

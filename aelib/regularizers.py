@@ -109,14 +109,14 @@ class L1Activity:
 
 
 class KLSparsity:
-    """beta * sum_j KL(rho || rho_hat_j): each sigmoid code unit active a fraction rho of the time."""
+    """lambda * sum_j KL(rho || rho_hat_j): each sigmoid code unit active a fraction rho of the time."""
 
-    def __init__(self, rho: float = 0.05, beta: float = 1.0):
-        self.rho, self.beta = rho, beta
+    def __init__(self, rho: float = 0.05, lam: float = 1.0):
+        self.rho, self.lam = rho, lam
 
     def __call__(self, model: nn.Module, x_in: torch.Tensor) -> torch.Tensor:
         """The penalty for the batch ``x_in`` ``(B, d)`` (the model's inputs): a scalar tensor."""
-        return self.beta * kl_sparsity(model.encode(x_in), self.rho)
+        return self.lam * kl_sparsity(model.encode(x_in), self.rho)
 
 
 class Contractive:

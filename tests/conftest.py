@@ -11,7 +11,9 @@ import aelib
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """Write a uint8 array as an IDX file (the format of the MNIST files)."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     raw = header + array.astype(np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     if compress:
@@ -23,13 +25,17 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     return path
 
 
-def write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, compress: bool = True) -> dict:
+def write_idx_folder(
+    folder: Path, n_train: int = 12, n_test: int = 6, compress: bool = True
+) -> dict:
     """Four small synthetic IDX files in torchvision's layout; returns the arrays written."""
     rng = np.random.default_rng(0)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test)}
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
     for stem, array in arrays.items():
         write_idx(folder / stem, array, compress)
     return arrays

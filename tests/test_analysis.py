@@ -6,7 +6,8 @@ import scipy.linalg
 import torch
 
 import aelib
-from aelib.analysis import PCA, LinearAutoencoder, pca, principal_angles
+from aelib import LinearAutoencoder
+from aelib.analysis import PCA, pca, principal_angles
 
 
 def random_subspaces(seed: int, d: int = 30, p: int = 5, q: int = 3):

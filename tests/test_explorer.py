@@ -10,6 +10,7 @@ from PIL import Image
 
 import aelib
 from aelib import explorer as E
+from aelib import inference as I
 from aelib.regularizers import GaussianNoise
 
 
@@ -74,10 +75,10 @@ def test_moving_a_slider_calls_the_callback():
     model = model_2d()
     explorer = E.latent_slider_explorer(model, scale=1)  # starts at the centre, (0, 0)
     start = explorer.image.value
-    assert start == E.to_png(E.decode(model, torch.zeros(1, 2))[0], 1)  # drawn at z0 on creation
+    assert start == E.to_png(I.codes_to_images(model, torch.zeros(1, 2))[0], 1)  # drawn at z0 on creation
     explorer.controls["z1"].value = 1.5
     assert explorer.image.value != start
-    assert explorer.image.value == E.to_png(E.decode(model, torch.tensor([[1.5, 0.0]]))[0], 1)
+    assert explorer.image.value == E.to_png(I.codes_to_images(model, torch.tensor([[1.5, 0.0]]))[0], 1)
     assert "(1.50, 0.00)" in explorer.caption.value
 
 
@@ -98,19 +99,19 @@ def test_interpolation_ends_are_the_reconstructions(mnist):
     middle = explorer.update(0.5)
     torch.testing.assert_close(middle[1], aelib.to_float(torch.cat([x_a, x_b])).reshape(2, 28, 28).mean(0))
     z = model.encode(aelib.to_float(mnist.x_test[:2]))
-    torch.testing.assert_close(middle[0], E.decode(model, z.mean(0, keepdim=True))[0])
+    torch.testing.assert_close(middle[0], I.codes_to_images(model, z.mean(0, keepdim=True))[0])
     explorer.controls["t"].value = 0.25
     assert "t = 0.25" in explorer.caption.value
 
 
 def test_interpolate_accepts_many_positions_and_checks_them(mnist):
     model = model_8d()
-    strip = E.interpolate(model, mnist.x_test[0], mnist.x_test[1], torch.linspace(0, 1, 5))
+    strip = I.interpolate(model, mnist.x_test[0], mnist.x_test[1], torch.linspace(0, 1, 5))
     assert strip.shape == (5, 28, 28)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        E.interpolate(model, mnist.x_test[0], mnist.x_test[1], 1.5)
+        I.interpolate(model, mnist.x_test[0], mnist.x_test[1], 1.5)
     with pytest.raises(ValueError, match="one 28x28 image"):
-        E.interpolate(model, mnist.x_test[:2], mnist.x_test[1], 0.5)
+        I.interpolate(model, mnist.x_test[:2], mnist.x_test[1], 0.5)
 
 
 
@@ -118,12 +119,12 @@ def test_interpolate_pairs_walks_each_pair_like_interpolate(mnist):
     model = model_8d()
     t = torch.linspace(0, 1, 4)
     x_a, x_b = mnist.x_test[:3], mnist.x_test[3:6]
-    paths = E.interpolate_pairs(model, x_a, x_b, t)
+    paths = I.interpolate_pairs(model, x_a, x_b, t)
     assert paths.shape == (4, 3, 28, 28)
     for i in range(3):
-        torch.testing.assert_close(paths[:, i], E.interpolate(model, x_a[i], x_b[i], t))
+        torch.testing.assert_close(paths[:, i], I.interpolate(model, x_a[i], x_b[i], t))
     with pytest.raises(ValueError, match="pair up"):
-        E.interpolate_pairs(model, x_a, x_b[:2], t)
+        I.interpolate_pairs(model, x_a, x_b[:2], t)
 
 def test_denoising_update_scales_one_noise_pattern(mnist):
     model = model_8d()
@@ -139,7 +140,7 @@ def test_denoising_update_scales_one_noise_pattern(mnist):
     torch.testing.assert_close(rows[2].reshape(3, 784), model.reconstruct(expected))
     eps = torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
     inside = (clean + 0.4 * eps > 0) & (clean + 0.4 * eps < 1)
-    torch.testing.assert_close(E.denoise(model, x, 0.4, seed=7)[0].reshape(3, 784)[inside], (clean + 0.4 * eps)[inside])
+    torch.testing.assert_close(I.denoise(model, x, 0.4, seed=7)[0].reshape(3, 784)[inside], (clean + 0.4 * eps)[inside])
     explorer.controls["sigma"].value = 0.5
     assert explorer.caption.value.startswith("σ = 0.50") and "dB" in explorer.caption.value
 

@@ -36,7 +36,7 @@ def test_latent_grid_decodes_codes_in_reading_order(tmp_path):
     fig = latent_grid(model, (-1.0, -2.0), (1.0, 2.0), n=n, path=tmp_path / "grid.png")
     assert (tmp_path / "grid.png").is_file()
     image = fig.axes[0].get_images()[0]
-    # the codes sit at the cells' centres, one step apart: the image reaches half a step beyond them
+    # the codes sit at the cells' centres, one step apart: the image reaches half a step further
     assert image.get_extent() == pytest.approx([-1.5, 1.5, -3.0, 3.0])
     pixels = torch.as_tensor(image.get_array().data)
     assert pixels.shape == (28 * n, 28 * n)
@@ -68,6 +68,9 @@ def test_compare_losses_draws_one_line_per_run():
     ax = compare_losses(runs).axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     assert list(ax.get_lines()[1].get_ydata()) == [4.5, 1.5]
-    assert list(compare_losses(runs, split="train").axes[0].get_lines()[0].get_ydata()) == [3.0, 2.0]
+    assert list(compare_losses(runs, split="train").axes[0].get_lines()[0].get_ydata()) == [
+        3.0,
+        2.0,
+    ]
     with pytest.raises(ValueError, match="no test losses"):
         compare_losses({"c": aelib.History([1.0], [])})

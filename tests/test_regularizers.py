@@ -151,7 +151,7 @@ def test_negative_elbo_refuses_a_plain_output():
 
 
 def test_contractive_auto_falls_back_to_autograd_for_other_encoders():
-    from aelib.analysis import LinearAutoencoder
+    from aelib import LinearAutoencoder
     torch.manual_seed(0)
     model = LinearAutoencoder(784, 3)
     x = torch.rand(4, 784)
