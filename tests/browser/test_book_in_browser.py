@@ -55,7 +55,7 @@ class Reports:
         self.browser, self.html_dir, self.screenshots = browser, html_dir, screenshots
         self.done: dict[str, dict] = {}
 
-    def __call__(self, page: str, timeout_s: float = 60) -> dict:
+    def __call__(self, page: str, timeout_s: float = 180) -> dict:
         if page not in self.done:
             if not (self.html_dir / page).is_file():
                 pytest.fail(f"{page} is in _toc.yml but not in {self.html_dir}: rebuild the book")
