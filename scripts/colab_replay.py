@@ -13,8 +13,8 @@ uninstalls ``aelib`` and runs the notebook top to bottom with nbclient in a scra
 Colab's ``/content``), in a kernel of that environment that does not see this checkout. The
 chapter's own first cell installs the book's library: it installs ``$AELIB_PIP_SOURCE`` when that
 is set, and the replay sets it to this clone, ``git+file://<clone>@<ref>``, where ``<ref>`` is
-the ref of ``_config.yml`` when this clone has it, else ``HEAD`` (so commit what you want
-replayed). Outputs are not compared with the stored ones; every cell must run and every
+the ref of ``_config.yml`` when this clone has it, else ``HEAD``'s commit (so commit what
+you want replayed). Outputs are not compared with the stored ones; every cell must run and every
 ``assert`` must pass. Prints how long each chapter took (the install included) and exits 1 if
 any chapter failed.
 """
@@ -64,11 +64,15 @@ def setting_ref() -> str:
 
 
 def pip_source() -> str:
-    """``git+file://<this clone>@<ref>``: the setting's ref if this clone has it, else HEAD."""
+    """``git+file://<this clone>@<ref>``: the setting's ref if this clone has it, else HEAD's
+    commit (pip takes a tag, a branch or a commit, not the name HEAD)."""
     ref = setting_ref()
     if not git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
-        print(f"note: this clone has no ref {ref!r} (the repository setting): replaying HEAD")
-        ref = "HEAD"
+        ref = git("rev-parse", "HEAD")
+        print(
+            f"note: this clone has no ref {setting_ref()!r} (the repository setting): "
+            f"replaying HEAD, {ref[:12]}"
+        )
     if git("status", "--porcelain", "--untracked-files=no", "--", "aelib", "pyproject.toml"):
         print(
             "note: aelib/ or pyproject.toml has uncommitted changes; the replay installs the "
@@ -169,8 +173,12 @@ def inside(notebook: Path, timeout: int) -> int:
             try:
                 client.execute_cell(cell, index)
             except CellExecutionError as error:
+                # what the install cell printed (pip's errors) says why aelib could be missing
+                install = "".join(o.get("text", "") for o in nb.cells[0].get("outputs", []))
                 record.update(
-                    ok=False, error=f"cell {index + 1} (counted from 1): {error}"[-3000:]
+                    ok=False,
+                    error=f"install cell printed: {install[-1500:]}\n"
+                    f"cell {index + 1} (counted from 1): {str(error)[-3000:]}",
                 )
                 break
             times.append(time.monotonic() - t0)

@@ -37,7 +37,7 @@ PAGES = ("book/intro.md", "README.md")
 INSTALL_CELL = """\
 # In Colab, install the book's library (aelib) at the version this chapter
 # was written with. Elsewhere this cell does nothing, unless {variable}
-# names a pip source, e.g. git+file:///path/to/clone@HEAD.
+# names a pip source, e.g. git+file:///path/to/clone@v0.2.0.
 import os
 import sys
 
