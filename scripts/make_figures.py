@@ -1,7 +1,7 @@
 """Draw the book's generated pictures into book/images/ (run from anywhere).
 
-    python scripts/make_figures.py            # writes book/images/architecture.png
-    python scripts/make_figures.py --out DIR  # somewhere else
+python scripts/make_figures.py            # writes book/images/architecture.png
+python scripts/make_figures.py --out DIR  # somewhere else
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "book" / "images",
-                        help="folder for the PNG files (default: book/images)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "book" / "images",
+        help="folder for the PNG files (default: book/images)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "architecture.png"

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The steps of CI, shared by .ci/run (all of them, in order) and the GitHub workflows
+# (.github/workflows/test.yml and book.yml run the same steps by name).
+#
+#   scripts/ci.sh STEP...     STEP: setup lint test build browser replay
+#
+# setup    Debian packages (Fashion-MNIST, Chromium; npm only if missing) and a virtual
+#          environment .venv with requirements.txt (works where the system pip is refused)
+# lint     ruff check + ruff format --check (pyproject.toml; notebooks/ruff.toml for notebooks)
+# test     the README's python -m pytest (in parallel, see pyproject.toml), slowest tests listed
+# build    jupyter-book build . --all -W -n --keep-going (always runs, Chromium or not)
+# browser  python -m pytest tests/browser: every built page in headless Chromium; SKIPPED,
+#          loudly, when no Chromium is installed (the only step that may be skipped)
+# replay   scripts/colab_replay.py: every chapter top to bottom in a Colab-like environment
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+VENV=${AELIB_CI_VENV:-.venv}
+
+say() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+activate() {
+  if [ -f "$VENV/bin/activate" ]; then
+    # shellcheck disable=SC1091
+    . "$VENV/bin/activate"
+  fi
+}
+
+chromium() {
+  # Debian's chromium; on GitHub's Ubuntu runners, the preinstalled Google Chrome
+  local candidate
+  for candidate in "${AELIB_CHROMIUM:-}" chromium google-chrome google-chrome-stable; do
+    [ -n "$candidate" ] && command -v "$candidate" && return 0
+  done
+  return 1
+}
+
+step_setup() {
+  say "Debian packages: dataset-fashion-mnist (the data), chromium (the browser tests)"
+  if command -v apt-get >/dev/null && as_root apt-get update -qq; then
+    as_root apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+      || echo "WARNING: dataset-fashion-mnist not installed: aelib will download Fashion-MNIST"
+    chromium >/dev/null || as_root apt-get install -y -qq chromium >/dev/null \
+      || echo "WARNING: chromium not installed: the browser tests will be SKIPPED"
+    # npm fetches MathJax and the widgets' scripts once, for the offline browser tests. Debian's
+    # npm conflicts with a nodejs from elsewhere, so only when there is no npm at all.
+    command -v npm >/dev/null || as_root apt-get install -y -qq npm >/dev/null \
+      || echo "WARNING: npm not installed: the browser tests need its MathJax once"
+  else
+    echo "WARNING: no apt-get (or no root): install dataset-fashion-mnist and chromium yourself"
+  fi
+  say "Python: a virtual environment in $VENV with requirements.txt"
+  if ! python3 -m venv "$VENV"; then
+    # Debian and Ubuntu ship venv's pip separately
+    as_root apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV" || return 1
+  fi
+  activate
+  python -m pip install -q --upgrade pip || return 1
+  python -m pip install -q -r requirements.txt || return 1
+  python -c "import aelib, sys; print('aelib from', aelib.__file__, '| python', sys.version.split()[0])"
+}
+
+step_lint() {
+  activate
+  say "Lint: ruff check and ruff format --check (aelib, tests, scripts, benchmarks, notebooks)"
+  local status=0
+  ruff check . || status=1
+  ruff format --check . || status=1
+  return $status
+}
+
+step_test() {
+  activate
+  say "Tests: python -m pytest (unit tests + every notebook through nbval, in parallel)"
+  # one thread per worker: the workers already use the cores
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1} \
+    python -m pytest --durations=25 --durations-min=5
+}
+
+step_build() {
+  activate
+  say "Book: jupyter-book build . --all -W -n --keep-going"
+  jupyter-book build . --all -W -n --keep-going
+}
+
+step_browser() {
+  activate
+  say "Book in a browser: python -m pytest tests/browser"
+  local browser
+  if ! browser=$(chromium); then
+    printf '\n%s\n%s\n%s\n' "**********************************************************************" \
+      "SKIPPED: no Chromium, so the built pages were NOT checked in a browser" \
+      "**********************************************************************"
+    return 0
+  fi
+  AELIB_CHROMIUM="$browser" python -m pytest tests/browser -n 0 -p no:cacheprovider
+}
+
+step_replay() {
+  activate
+  say "Colab replay: every chapter from its install cell, in a Colab-like environment"
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} python scripts/colab_replay.py
+}
+
+for name in "$@"; do
+  case "$name" in
+    setup | lint | test | build | browser | replay) ;;
+    *) echo "unknown step $name (steps: setup lint test build browser replay)"; exit 2 ;;
+  esac
+done
+
+failed=()
+for name in "$@"; do
+  start=$SECONDS
+  "step_$name"
+  status=$?
+  echo "-- step $name: exit $status after $((SECONDS - start)) s"
+  if [ $status -ne 0 ]; then
+    failed+=("$name")
+    # without its environment, no later step can run
+    [ "$name" = setup ] && break
+  fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "OK: $*"
