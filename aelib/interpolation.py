@@ -57,9 +57,16 @@ def speed_unevenness(path: torch.Tensor) -> torch.Tensor:
         path: ``(T + 1, B, ...)`` images along ``B`` walks of ``T`` steps.
     Returns:
         ``(B,)``: 1 for steps of equal length, ``T`` for a walk that moves in one step.
+    Raises:
+        ValueError: if a walk never moves (``U`` would be 0/0).
     """
     steps = _steps(path)
-    return len(steps) * steps.pow(2).sum(dim=0) / steps.sum(dim=0).pow(2)
+    length = steps.sum(dim=0)
+    if (length == 0).any():
+        raise ValueError(
+            "every walk must move (sum_k |Delta_k| > 0): U is 0/0 for a walk that stays"
+        )
+    return len(steps) * steps.pow(2).sum(dim=0) / length.pow(2)
 
 
 def detour(path: torch.Tensor) -> torch.Tensor:
