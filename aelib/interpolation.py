@@ -5,13 +5,14 @@ as :func:`aelib.inference.interpolate_pairs` returns it. With ``Delta_k = x_k - 
 
 - the *speed unevenness* ``U = T sum_k |Delta_k|^2 / (sum_k |Delta_k|)^2 >= 1`` (Cauchy-Schwarz),
   equal to 1 when every step has the same length and to ``T`` when one step does all the moving;
-- the *detour* ``D = sum_k |Delta_k| / |x_T - x_0| >= 1`` (triangle inequality), equal to 1 when
-  the path runs straight from one end to the other in pixel space.
+- the *detour* ``Gamma = sum_k |Delta_k| / |x_T - x_0| >= 1`` (triangle inequality), equal to 1
+  when the path runs straight from one end to the other in pixel space without turning back.
 
-Their product ``U D^2 = T sum_k |Delta_k|^2 / |x_T - x_0|^2`` is the single ratio the book first
-used (chapter 4): a pixel cross-fade scores 1 on both, the best possible, so neither says whether
-the images along the path look like digits. :func:`digit_confidence` does: the probability that a
-digit classifier (:mod:`aelib.classifier`) gives its most likely class, image by image.
+Their product ``U Gamma^2 = T sum_k |Delta_k|^2 / |x_T - x_0|^2`` is the single ratio the book
+first used (chapter 4): a pixel cross-fade scores 1 on both, the best possible, so neither says
+whether the images along the path look like digits. :func:`digit_confidence` does: the
+probability that a digit classifier (:mod:`aelib.classifier`) gives its most likely class, image
+by image.
 """
 
 from __future__ import annotations
@@ -56,18 +57,26 @@ def speed_unevenness(path: torch.Tensor) -> torch.Tensor:
         path: ``(T + 1, B, ...)`` images along ``B`` walks of ``T`` steps.
     Returns:
         ``(B,)``: 1 for steps of equal length, ``T`` for a walk that moves in one step.
+    Raises:
+        ValueError: if a walk never moves (``U`` would be 0/0).
     """
     steps = _steps(path)
-    return len(steps) * steps.pow(2).sum(dim=0) / steps.sum(dim=0).pow(2)
+    length = steps.sum(dim=0)
+    if (length == 0).any():
+        raise ValueError(
+            "every walk must move (sum_k |Delta_k| > 0): U is 0/0 for a walk that stays"
+        )
+    return len(steps) * steps.pow(2).sum(dim=0) / length.pow(2)
 
 
 def detour(path: torch.Tensor) -> torch.Tensor:
-    """``D = sum_k |Delta_k| / |x_T - x_0|`` of each walk: path length over the straight distance.
+    """``Gamma = sum_k |Delta_k| / |x_T - x_0|``: path length over straight distance, per walk.
 
     Args:
         path: ``(T + 1, B, ...)`` images along ``B`` walks whose ends differ.
     Returns:
-        ``(B,)``, at least 1; 1 exactly for a walk along the straight segment (a cross-fade).
+        ``(B,)``, at least 1; 1 exactly for a walk that runs along the straight segment
+        without turning back (a cross-fade).
     """
     straight = (path[-1] - path[0]).flatten(1).norm(dim=1)
     if (straight == 0).any():

@@ -71,6 +71,8 @@ def test_digit_confidence_is_the_largest_softmax_probability_for_any_layout():
 def test_errors_say_what_was_expected():
     with pytest.raises(ValueError, match="T >= 1"):
         speed_unevenness(torch.zeros(1, 2, 784))
+    with pytest.raises(ValueError, match="must move"):
+        speed_unevenness(torch.ones(4, 2, 784))
     with pytest.raises(ValueError, match="ends somewhere else|end somewhere else"):
         detour(torch.zeros(3, 2, 784))
     with pytest.raises(ValueError, match="same shape"):
