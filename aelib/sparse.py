@@ -5,7 +5,8 @@ evaluating sparse autoencoders", https://arxiv.org/abs/2406.04093, eq. 2-3:
 
     z = TopK(W_enc (h - b_pre) + b_enc),        h_hat = W_dec z + b_pre,
 
-where TopK keeps the ``k`` largest pre-activations (then a ReLU) and zeroes the rest, so every
+(the paper's eq. 3 has no ``b_enc``; it is kept here from the ReLU autoencoder of its eq. 1).
+TopK keeps the ``k`` largest pre-activations (then a ReLU) and zeroes the rest, so every
 input uses at most ``k`` latents (its L0) without an L1 penalty. The decoder's columns have unit
 norm (here by construction in :meth:`TopKSparseAutoencoder.decoder_weight`) and the encoder starts
 as the decoder's transpose (sec. 2.4). Earlier work trained an L1 penalty instead (Bricken et al.
