@@ -14,7 +14,11 @@ DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.fixture
 def no_network(monkeypatch, tmp_path):
-    """Records (and refuses) every connection to another machine; an empty data folder."""
+    """Records (and refuses) every connection to another machine; an empty ~/.cache/aelib.
+
+    No folder is named (``AELIB_DATA_DIR`` unset): a named folder is the only place aelib looks,
+    so the default cache is emptied instead by pointing HOME at an empty folder.
+    """
     attempts = []
     connect = socket.socket.connect
 
@@ -34,7 +38,8 @@ def no_network(monkeypatch, tmp_path):
         socket, "create_connection", lambda address, *a, **k: guarded(socket.socket(), address)
     )
     monkeypatch.delenv("AELIB_OFFLINE", raising=False)
-    monkeypatch.setenv("AELIB_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("AELIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return attempts
 
 
