@@ -53,14 +53,6 @@ def small(mnist):
     return mnist.x_train[:512], mnist.x_test[:256]
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network and an empty data folder."""
-    monkeypatch.setenv("AELIB_OFFLINE", "1")
-    monkeypatch.setenv("AELIB_DATA_DIR", str(tmp_path / "empty"))
-    return tmp_path
-
-
 def tiny_model(seed: int = 0, **kwargs) -> aelib.Autoencoder:
     torch.manual_seed(seed)
     return aelib.Autoencoder(**{"hidden_dim": 64, "latent_dim": 8, **kwargs})
