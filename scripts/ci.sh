@@ -30,11 +30,18 @@ activate() {
   fi
 }
 
-chromium() {
-  # Debian's chromium; on GitHub's Ubuntu runners, the preinstalled Google Chrome
-  local candidate
+find_chromium() {
+  # Debian's chromium; on GitHub's Ubuntu runners, the preinstalled Google Chrome. Prints the
+  # executable's full path. (type -P looks only at files on PATH: a shell function or alias of
+  # the same name must not count as a browser.)
+  local candidate path
   for candidate in "${AELIB_CHROMIUM:-}" chromium google-chrome google-chrome-stable; do
-    [ -n "$candidate" ] && command -v "$candidate" && return 0
+    [ -n "$candidate" ] || continue
+    if [ -x "$candidate" ] && [ -f "$candidate" ]; then
+      echo "$candidate"
+      return 0
+    fi
+    path=$(type -P "$candidate") && echo "$path" && return 0
   done
   return 1
 }
@@ -44,7 +51,7 @@ step_setup() {
   if command -v apt-get >/dev/null && as_root apt-get update -qq; then
     as_root apt-get install -y -qq dataset-fashion-mnist >/dev/null \
       || echo "WARNING: dataset-fashion-mnist not installed: aelib will download Fashion-MNIST"
-    chromium >/dev/null || as_root apt-get install -y -qq chromium >/dev/null \
+    find_chromium >/dev/null || as_root apt-get install -y -qq chromium >/dev/null \
       || echo "WARNING: chromium not installed: the browser tests will be SKIPPED"
     # npm fetches MathJax and the widgets' scripts once, for the offline browser tests. Debian's
     # npm conflicts with a nodejs from elsewhere, so only when there is no npm at all.
@@ -91,7 +98,7 @@ step_browser() {
   activate
   say "Book in a browser: python -m pytest tests/browser"
   local browser
-  if ! browser=$(chromium); then
+  if ! browser=$(find_chromium); then
     printf '\n%s\n%s\n%s\n' "**********************************************************************" \
       "SKIPPED: no Chromium, so the built pages were NOT checked in a browser" \
       "**********************************************************************"

@@ -65,11 +65,17 @@ def test_a_vaes_samples_come_from_the_cpus_global_generator():
     assert torch.equal(torch.default_generator.get_state(), after_cpu)
 
 
-def test_seed_everything_seeds_and_turns_tf32_off(monkeypatch):
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    generator = aelib.seed_everything(3)
-    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+def test_seed_everything_seeds_and_turns_tf32_off():
+    # Saved and restored by hand: the cuBLAS flag is a computed attribute, and pytest's
+    # monkeypatch (9.2 and later) would try to delete it on undo.
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+        generator = aelib.seed_everything(3)
+        assert not matmul.allow_tf32 and not cudnn.allow_tf32
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
     first_global, first_own = torch.rand(3), torch.rand(3, generator=generator)
     aelib.seed_everything(3)
     assert torch.equal(torch.rand(3), first_global)

@@ -129,6 +129,37 @@ def test_shell_scripts_parse(script):
     assert done.returncode == 0, done.stderr
 
 
+def find_chromium(path: str, chromium_env: str = "") -> subprocess.CompletedProcess:
+    """Runs ci.sh's find_chromium with ``PATH=path`` (and ``AELIB_CHROMIUM``)."""
+    text = CI_SH.read_text(encoding="utf-8")
+    function = re.search(r"^find_chromium\(\) \{\n.*?^\}$", text, re.M | re.S)
+    assert function, "ci.sh defines find_chromium"
+    return subprocess.run(
+        ["/bin/bash", "-c", f"{function[0]}\nfind_chromium"],
+        env={"PATH": path, "AELIB_CHROMIUM": chromium_env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ci_finds_chromium_only_where_an_executable_is(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # No browser on PATH: not found (the step itself must not count as one; it once did, because
+    # the helper was a shell function named chromium and `command -v` found the function)
+    done = find_chromium(str(empty))
+    assert done.returncode == 1 and done.stdout == ""
+    assert find_chromium(str(empty), chromium_env=str(tmp_path / "nothing")).returncode == 1
+    browser = tmp_path / "bin" / "chromium"
+    browser.parent.mkdir()
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    done = find_chromium(str(browser.parent))
+    assert done.returncode == 0 and done.stdout.strip() == str(browser)
+    done = find_chromium(str(empty), chromium_env=str(browser))
+    assert done.returncode == 0 and done.stdout.strip() == str(browser)
+
+
 def test_ci_sh_refuses_an_unknown_step():
     done = subprocess.run(["bash", str(CI_SH), "deploy"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown step deploy" in done.stdout
