@@ -33,7 +33,6 @@ from pathlib import Path
 
 import matplotlib
 import torch
-from torchvision.utils import save_image
 
 from . import __version__
 from .checkpoint import (
@@ -673,6 +672,10 @@ def _run(
         progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
 
     def after_epoch(epoch: int, hist: History) -> None:
+        # imported here, not at the top: torchvision takes seconds to import, and a command
+        # that stops at a bad argument should answer at once
+        from torchvision.utils import save_image
+
         save(epoch, hist)
         # the seed's per-epoch picture, without its second de-normalisation (reconstruct: [0, 1])
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)

@@ -175,16 +175,15 @@ def test_missing_data_offline_exits_with_how_to_get_it(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(
-    "batch_size, epochs", [(128, 2), (3, 1)], ids=["even-shards", "uneven-and-empty-shards"]
-)
-def test_torchrun_two_processes_match_one_process(tmp_path, batch_size, epochs):
+def test_torchrun_two_processes_match_one_process(tmp_path):
     """Two gloo processes, each with its share of every global batch, against one process.
 
-    With 3 images per batch the shards hold 2 and 1 images, so each process's mean loss must be
-    weighted by its share (4/3 and 2/3) for DDP's average to be the global batch's gradient; and
-    4,000 = 1,333 * 3 + 1 leaves a last batch of one image, so the second process's shard is empty.
+    4,000 = 31 * 129 + 1: with 129 images per batch the shards hold 65 and 64 images, so each
+    process's mean loss must be weighted by its share (130/129 and 128/129) for DDP's average to
+    be the global batch's gradient; and the last batch of one image leaves the second process's
+    shard empty. Two epochs, so the processes also agree on each epoch's new order.
     """
+    batch_size, epochs = 129, 2
     common = [
         "--data-source",
         "embedded",
