@@ -89,16 +89,12 @@ def test_ci_run_and_the_workflows_run_the_same_steps():
     listed = re.findall(r"^steps=\(([^)]*)\)$", text, re.MULTILINE)
     assert len(listed) == 1, "one list of the steps .ci/run runs"
     ci_run = listed[0].split()
-    # the Colab replay runs only when asked (AELIB_CI_REPLAY=1) until every chapter has replayed
-    optional = re.findall(
-        r'^\[ "\$\{AELIB_CI_REPLAY:-0\}" = 1 \] && steps\+=\((\w+)\)$', text, re.M
-    )
-    assert ci_run == list(STEPS[:-1]) and optional == ["replay"]
+    assert ci_run == list(STEPS), "every step, the Colab replay included, in order"
     assert 'scripts/ci.sh "${steps[@]}"' in text
     in_workflows = ci_steps(workflow("test.yml")["jobs"]["test"]) + ci_steps(
         workflow("book.yml")["jobs"]["build"]
     )
-    assert set(in_workflows) == set(ci_run + optional)
+    assert set(in_workflows) == set(ci_run)
     assert all(in_workflows.count(s) == 1 for s in STEPS if s != "setup")
 
 
