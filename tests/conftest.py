@@ -1,12 +1,21 @@
+"""Helpers and fixtures shared by the unit tests.
+
+torch and aelib are imported inside the helpers, not here: pytest-xdist's controller loads this
+file before it starts the workers, and an import here would delay them by seconds.
+"""
+
+from __future__ import annotations
+
 import gzip
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
 
-import aelib
+if TYPE_CHECKING:
+    import aelib
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -44,6 +53,8 @@ def write_idx_folder(
 @pytest.fixture(scope="session")
 def mnist():
     """The embedded real MNIST subset (4,000 train / 1,000 test)."""
+    import aelib
+
     return aelib.load_dataset("mnist", source="embedded", verbose=False)
 
 
@@ -54,5 +65,9 @@ def small(mnist):
 
 
 def tiny_model(seed: int = 0, **kwargs) -> aelib.Autoencoder:
+    import torch
+
+    import aelib
+
     torch.manual_seed(seed)
     return aelib.Autoencoder(**{"hidden_dim": 64, "latent_dim": 8, **kwargs})
