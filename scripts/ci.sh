@@ -110,6 +110,8 @@ step_browser() {
 step_replay() {
   activate
   say "Colab replay: every chapter from its install cell, in a Colab-like environment"
+  # its environment holds a second torch (about 6 GB with the CUDA libraries): say what is free
+  df -h . | tail -n 1 | awk '{print "disk free here: " $4 " of " $2}'
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} python scripts/colab_replay.py
 }
 
