@@ -181,3 +181,10 @@ def test_pre_commit_runs_the_ruff_that_ci_runs():
     assert {hook["id"] for hook in repo["hooks"]} == {"ruff-check", "ruff-format"}
     pin = re.search(r"^ruff==([\w.]+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     assert pin and repo["rev"] == f"v{pin[1]}", "the same ruff in CI and in pre-commit"
+
+
+def test_the_heaviest_first_order_names_files_that_exist():
+    """conftest.py's scheduling list: a renamed notebook would silently lose its place."""
+    text = (ROOT / "conftest.py").read_text(encoding="utf-8")
+    listed = re.findall(r'^    "([^"]+)",', text, re.MULTILINE)
+    assert len(listed) >= 9 and all((ROOT / path).is_file() for path in listed), listed
