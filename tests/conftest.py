@@ -71,3 +71,17 @@ def tiny_model(seed: int = 0, **kwargs) -> aelib.Autoencoder:
 
     torch.manual_seed(seed)
     return aelib.Autoencoder(**{"hidden_dim": 64, "latent_dim": 8, **kwargs})
+
+
+def fails(capsys, argv, code=2):
+    """Run the CLI in this process; return its one line on stderr, checking the exit code."""
+    from aelib import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]

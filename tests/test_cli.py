@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from aelib.cli import main
+from conftest import fails
 
 
 def run_cli(*args):
@@ -109,19 +110,10 @@ def test_bad_flags_exit_2_with_one_message(args, message, capsys, tmp_path):
     assert message in err and "Traceback" not in err
 
 
-def exit_code(argv):
-    """What `python -m aelib` would exit with, run in this process (no new torch to import)."""
-    try:
-        return main(argv)
-    except SystemExit as exit_info:
-        return exit_info.code
-
-
 def test_cuda_asked_for_but_absent(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert exit_code(["train", "--device", "cuda", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    line = fails(capsys, ["train", "--device", "cuda", "--out", str(tmp_path)])
+    assert "CUDA is not available" in line
 
 
 def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
@@ -171,10 +163,8 @@ def test_resume_with_a_conflicting_architecture_flag(tmp_path, capsys):
 def test_missing_data_offline_exits_with_how_to_get_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AELIB_OFFLINE", "1")
     argv = ["train", "--data-source", "dir", "--data-dir", str(tmp_path / "nothing")]
-    assert exit_code([*argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "could not be loaded" in err and "AELIB_DATA_DIR" in err
-    assert len(err.strip().splitlines()) == 1
+    line = fails(capsys, [*argv, "--out", str(tmp_path)])
+    assert "could not be loaded" in line and "AELIB_DATA_DIR" in line
 
 
 def test_torchrun_two_processes_match_one_process(tmp_path):

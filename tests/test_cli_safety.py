@@ -22,7 +22,7 @@ import aelib
 from aelib import checkpoint as checkpoint_mod
 from aelib import cli
 from aelib.checkpoint import load_checkpoint, save_checkpoint
-from conftest import write_idx_folder
+from conftest import fails, write_idx_folder
 
 SMALL = ["--data-source", "embedded", "--quiet", "--hidden-dim", "16", "--latent-dim", "2"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,18 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train(out, *args, epochs=1):
     return cli.main(["train", *SMALL, "--epochs", str(epochs), "--out", str(out), *args])
-
-
-def fails(capsys, argv, code=2):
-    """Run the CLI in this process; return its one line on stderr, checking the exit code."""
-    with pytest.raises(SystemExit) as info:
-        cli.main(argv)
-    assert info.value.code == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def popen(*args, **kwargs):
