@@ -491,6 +491,13 @@ def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
 # ---------------------------------------------------------------- signals
 
 
+class _SignalState:
+    """While > 0, ``held`` blocks hold SIGINT and SIGTERM back; ``pending`` is the first held."""
+
+    held = 0
+    pending: int | None = None
+
+
 @contextmanager
 def _signals_raise() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block (main thread only)."""
@@ -499,14 +506,35 @@ def _signals_raise() -> Iterator[None]:
         return
 
     def handler(signum, frame):
+        if _SignalState.held:
+            _SignalState.pending = _SignalState.pending or signum
+            return
         raise Interrupted(signum)
 
+    _SignalState.held, _SignalState.pending = 0, None
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends, then raise :class:`Interrupted`.
+
+    Around a checkpoint save, so that the file and the record of what it holds (the line printed
+    on an interruption) change together.
+    """
+    _SignalState.held += 1
+    try:
+        yield
+    finally:
+        _SignalState.held -= 1
+    if not _SignalState.held and _SignalState.pending:
+        signum, _SignalState.pending = _SignalState.pending, None
+        raise Interrupted(signum)
 
 
 # ---------------------------------------------------------------- train
@@ -657,19 +685,20 @@ def _run(
 
     def save(epoch: int, hist: History) -> None:
         extra = {"session_seconds": [*sessions, time.perf_counter() - start]}
-        try:
-            save_checkpoint(
-                out / "checkpoint.pt",
-                model,
-                optimizer,
-                hist,
-                train_config,
-                scaler=scaler,
-                extra=extra,
-            )
-        except CheckpointWriteError as err:
-            raise RunFailed(f"{err}: {progress.saved()}") from None
-        progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
+        with _signals_held():  # the file and progress change together
+            try:
+                save_checkpoint(
+                    out / "checkpoint.pt",
+                    model,
+                    optimizer,
+                    hist,
+                    train_config,
+                    scaler=scaler,
+                    extra=extra,
+                )
+            except CheckpointWriteError as err:
+                raise RunFailed(f"{err}: {progress.saved()}") from None
+            progress.epoch, progress.checkpoint = epoch, out / "checkpoint.pt"
 
     def after_epoch(epoch: int, hist: History) -> None:
         # imported here, not at the top: torchvision takes seconds to import, and a command

@@ -182,6 +182,25 @@ def test_a_signal_ends_with_one_line_and_the_resume_command(tmp_path, capsys, si
         )
 
 
+def test_a_signal_during_a_checkpoint_save_names_the_epoch_the_file_holds(
+    tmp_path, capsys, monkeypatch
+):
+    """SIGTERM just after the rename: the line names the epoch now on disk, not the one before."""
+    out, real_replace = tmp_path / "run", os.replace
+
+    def replace_then_signal(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name == "checkpoint.pt":
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before save() returns
+
+    monkeypatch.setattr(checkpoint_mod.os, "replace", replace_then_signal)
+    line = fails(capsys, ["train", *SMALL, "--epochs", "3", "--out", str(out)], code=143)
+    monkeypatch.undo()
+    done = len(load_checkpoint(out / "checkpoint.pt")["history"]["train_loss"])
+    assert done == 1 and f"holds epoch {done} of 3" in line, line
+    assert not checkpoint_mod.temporary_files(out)
+
+
 KILL_DURING_WRITE = """
 import os, sys, time
 from aelib import checkpoint, cli
