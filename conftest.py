@@ -26,17 +26,17 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 # of one worker's time, measured with --durations=0 on 2 cores, 2026-11-29; files not listed
 # follow in collection order.
 HEAVIEST_FIRST = (
-    "notebooks/04_regularization.ipynb",  # 124 s
-    "notebooks/08_variational_autoencoder.ipynb",  # 112 s
-    "notebooks/09_autoencoders_today.ipynb",  # 104 s
+    "notebooks/08_variational_autoencoder.ipynb",  # 100 s
     "notebooks/06_applications.ipynb",  # 101 s
-    "notebooks/03_parameterization.ipynb",  # 90 s
-    "notebooks/01_first_autoencoder.ipynb",  # 88 s
-    "notebooks/05_optimization.ipynb",  # 82 s
-    "notebooks/02_encoder_decoder_objective.ipynb",  # 46 s
-    "tests/test_cli.py",  # 40 s, since two error tests run in-process (53 s before)
-    "tests/test_cli_safety.py",  # 41 s
-    "notebooks/07_latent_explorer.ipynb",  # 40 s
+    "notebooks/09_autoencoders_today.ipynb",  # 100 s
+    "notebooks/04_regularization.ipynb",  # 88 s
+    "notebooks/03_parameterization.ipynb",  # 86 s
+    "notebooks/01_first_autoencoder.ipynb",  # 82 s
+    "notebooks/05_optimization.ipynb",  # 80 s
+    "notebooks/02_encoder_decoder_objective.ipynb",  # 40 s
+    "tests/test_cli_safety.py",  # 39 s
+    "notebooks/07_latent_explorer.ipynb",  # 38 s
+    "tests/test_cli.py",  # 37 s
 )
 
 
