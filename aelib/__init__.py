@@ -3,7 +3,7 @@
 Importing it only defines things: seeding, plotting styles and downloads are explicit calls.
 """
 
-from . import regularizers
+from . import evidence, regularizers
 from .data import Dataset, DataUnavailableError, IdxFormatError, load_dataset, read_idx, to_float
 from .losses import bce_loss, gaussian_kl, mse_loss, negative_elbo
 from .models import (
@@ -24,7 +24,7 @@ from .train import (
     make_optimizer,
     make_scaler,
 )
-from .utils import pick_device, seed_everything
+from .utils import generator, pick_device, seed_everything, seed_offset
 
 __version__ = "0.1.0"
 
@@ -42,8 +42,10 @@ __all__ = [
     "bce_loss",
     "count_parameters",
     "evaluate",
+    "evidence",
     "fit",
     "gaussian_kl",
+    "generator",
     "load_dataset",
     "make_optimizer",
     "make_scaler",
@@ -53,6 +55,7 @@ __all__ = [
     "read_idx",
     "regularizers",
     "seed_everything",
+    "seed_offset",
     "to_float",
     "VAEOutput",
     "VariationalAutoencoder",

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import to_float
-from .utils import eval_mode, pick_device
+from .utils import eval_mode, generator, pick_device, resolve_seed
 
 
 class DigitClassifier(nn.Module):
@@ -90,11 +90,11 @@ def train_classifier(
     y = _check_labels(x, y, 10)
     device = pick_device(device)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(resolve_seed(seed))
         model = DigitClassifier(input_dim=x.shape[1], hidden_dim=hidden_dim)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.Generator().manual_seed(seed)
+    order = generator(seed)
     x, y = x.to(device), y.to(device)
     model.train()
     for _ in tqdm(range(num_epochs), desc="classifier", disable=not progress, leave=False):

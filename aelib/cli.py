@@ -66,7 +66,15 @@ from .train import (
     make_optimizer,
     make_scaler,
 )
-from .utils import DEVICES, DeviceUnavailableError, device_name, pick_device, seed_everything
+from .utils import (
+    DEVICES,
+    SEED_OFFSET_VARIABLE,
+    DeviceUnavailableError,
+    device_name,
+    pick_device,
+    seed_everything,
+    seed_offset,
+)
 
 SEED_DEFAULTS = {
     "epochs": 10,
@@ -564,6 +572,19 @@ def _device(flag: str) -> torch.device:
         raise UsageError(str(err)) from None
 
 
+def _refuse_seed_offset() -> None:
+    """The book's $AELIB_SEED_OFFSET would shift --seed unseen (and break --resume): refuse it."""
+    try:
+        offset = seed_offset()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if offset:
+        raise UsageError(
+            f"the environment variable {SEED_OFFSET_VARIABLE}={offset} is for re-running the "
+            "book's chapters on other seeds; the CLI takes --seed: unset it"
+        )
+
+
 def _read_checkpoint(flag: str, path: str) -> dict:
     if Path(path).is_dir():
         raise UsageError(f"{flag} {path} is a folder; pass the checkpoint.pt inside it")
@@ -840,6 +861,7 @@ def main(argv: list[str] | None = None) -> int:
     command = train_command if args.command == "train" else evaluate_command
     try:
         with _signals_raise():
+            _refuse_seed_offset()
             command(args)
     except BAD_INPUT as err:
         parser.exit(2, f"{prefix}: error: {err}\n")

@@ -13,7 +13,7 @@ from torch import nn
 
 from .data import to_float
 from .regularizers import GaussianNoise
-from .utils import eval_mode
+from .utils import eval_mode, generator
 
 
 @torch.no_grad()
@@ -105,7 +105,7 @@ def denoise(
         ``(noisy, denoised)``, each ``(B, 28, 28)``.
     """
     clean = to_float(x)
-    noisy = GaussianNoise(std)(clean, torch.Generator().manual_seed(seed))
+    noisy = GaussianNoise(std)(clean, generator(seed))
     with eval_mode(model):  # reconstruct runs without autograd already
         denoised = model.reconstruct(noisy.to(next(model.parameters()).device)).cpu()
     return noisy.reshape(-1, 28, 28), denoised.reshape(-1, 28, 28)

@@ -14,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .utils import generator
+
 
 def few_labels(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Indices of ``n`` labelled examples, ``n / C`` of each of the ``C`` classes, drawn at random.
@@ -28,7 +30,7 @@ def few_labels(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     classes = int(y.max()) + 1
     if n % classes:
         raise ValueError(f"n must be a multiple of the {classes} classes, got {n}")
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     picks = []
     for c in range(classes):
         idx = torch.nonzero(y == c).flatten()

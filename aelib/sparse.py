@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .utils import generator
+
 
 def topk_activation(pre: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest entries of each row (through a ReLU), set the others to 0.
@@ -50,7 +52,7 @@ class TopKSparseAutoencoder(nn.Module):
         if not 1 <= k <= num_latents:
             raise ValueError(f"k must lie in [1, num_latents={num_latents}], got {k}")
         self.input_dim, self.num_latents, self.k = input_dim, num_latents, k
-        w = torch.randn(input_dim, num_latents, generator=torch.Generator().manual_seed(seed))
+        w = torch.randn(input_dim, num_latents, generator=generator(seed))
         w = w / w.norm(dim=0, keepdim=True)
         self.w_dec = nn.Parameter(w)  # (d, n): one unit column per latent
         self.w_enc = nn.Parameter(w.T.clone())  # (n, d): starts as W_dec^T

@@ -24,7 +24,7 @@ from .data import to_float
 from .distributed import Shard, local_device
 from .hooks import EpochLog, NonFiniteLossError, Step
 from .losses import bce_loss
-from .utils import eval_mode, pick_device, preserved_random_states
+from .utils import eval_mode, pick_device, preserved_random_states, resolve_seed
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -269,6 +269,7 @@ def fit(
         LossDivergedError: the loss exploded (see ``divergence_factor``); names the epoch.
     """
     _check_settings(model, num_epochs, batch_size, check_every, divergence_factor)
+    seed = resolve_seed(seed)  # $AELIB_SEED_OFFSET shifts it, once, here
     device = local_device(pick_device(device) if device is not None else _device_of(model))
     model.to(device)
     input_dim = getattr(model, "input_dim", None)

@@ -30,19 +30,69 @@ def offline() -> bool:
     return os.environ.get("AELIB_OFFLINE", "").strip().lower() not in _OFF_WORDS
 
 
+SEED_OFFSET_VARIABLE = "AELIB_SEED_OFFSET"
+
+
+def seed_offset() -> int:
+    """The shift ``$AELIB_SEED_OFFSET`` adds to every seed (0 when unset or empty).
+
+    Re-running a chapter with ``AELIB_SEED_OFFSET=1`` (or 2, ...) trains every model, draws every
+    sample and every noise from other random numbers: its asserts must still hold, since they
+    check claims, not one run.
+
+    Raises:
+        ValueError: the variable is set to something other than a non-negative integer.
+    """
+    raw = os.environ.get(SEED_OFFSET_VARIABLE, "").strip()
+    if raw == "":
+        return 0
+    if not raw.isdigit() or int(raw) >= 2**31:
+        raise ValueError(
+            f"the environment variable {SEED_OFFSET_VARIABLE}={raw} is unusable: "
+            "set it to a non-negative integer below 2**31, or unset it"
+        )
+    return int(raw)
+
+
+def resolve_seed(seed: int) -> int:
+    """``seed`` shifted by :func:`seed_offset`: what every seeded call in aelib actually uses.
+
+    Args:
+        seed: a non-negative integer.
+    Returns:
+        ``seed + seed_offset()``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return seed + seed_offset()
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (shifted by ``$AELIB_SEED_OFFSET``).
+
+    Draw on the CPU and move the result (see :func:`draw`): the same numbers on every device.
+
+    Args:
+        seed: a non-negative integer.
+    Returns:
+        A fresh CPU generator.
+    """
+    return torch.Generator().manual_seed(resolve_seed(seed))
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python's, NumPy's and torch's global generators, and turn TF32 off.
 
     TF32 (on by default for cuDNN convolutions on recent NVIDIA GPUs) keeps only 10 bits of a
     float32's mantissa; turning it off keeps a GPU's numbers within float32 rounding of the CPU's.
+    The seed is shifted by ``$AELIB_SEED_OFFSET`` (see :func:`seed_offset`).
 
     Args:
         seed: a non-negative integer.
     Returns:
-        A fresh CPU ``torch.Generator`` seeded with ``seed``, for code that takes one explicitly.
+        A fresh CPU ``torch.Generator`` seeded the same, for code that takes one explicitly.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = resolve_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import bce_loss, gaussian_kl
-from .utils import draw, eval_mode
+from .utils import draw, eval_mode, generator
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -299,9 +299,7 @@ def estimator_variance(
     """
     out = {}
     for estimator in ("reparameterization", "score_function"):
-        g = gradient_samples(
-            f, mu, logvar, num_samples, estimator, torch.Generator().manual_seed(seed)
-        )
+        g = gradient_samples(f, mu, logvar, num_samples, estimator, generator(seed))
         out[estimator] = (g.mean(dim=0), g.var(dim=0))
     return out
 
