@@ -447,7 +447,9 @@ def load_dataset(
             continue
         data.notes = notes
         if verbose:
-            print(f"Loaded {data.describe()}")
+            # two short lines: the book's output column holds about 77 characters
+            sizes, origin = data.describe().split(" from ", 1)
+            print(f"Loaded {sizes}\n  from {origin}")
         return data
     raise DataUnavailableError(
         f"{key} could not be loaded ({'; '.join(notes)}). {_how_to_get(key, folder, split)}"
