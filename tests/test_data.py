@@ -236,7 +236,7 @@ def test_test_split_alone_from_a_folder_with_only_t10k_files(tmp_path, capsys):
     assert d.x_train.shape == (0, 1, 28, 28) and d.y_train.shape == (0,)
     np.testing.assert_array_equal(d.x_test[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
     np.testing.assert_array_equal(d.y_test.numpy(), arrays["t10k-labels-idx1-ubyte"])
-    assert "mnist: 6 test images from source 'dir'" in capsys.readouterr().out
+    assert "mnist: 6 test images\n  from source 'dir'" in capsys.readouterr().out
 
 
 def test_embedded_test_split_is_the_same_test_set():
