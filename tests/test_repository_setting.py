@@ -90,6 +90,7 @@ def test_stamp_rewrites_every_url_and_the_hygiene_test_agrees(copy, monkeypatch)
     # nothing left to stamp, and the hygiene test's repository checks pass on the stamped copy
     assert run("--root", copy, "--check").returncode == 0
     monkeypatch.setenv("GITHUB_REPOSITORY", "Some-Owner/ae.book")
+    monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
     check = hygiene(copy, monkeypatch)
     for path in notebooks:
         check.test_first_cell_is_the_colab_install(path)
@@ -101,6 +102,8 @@ def test_stamp_rewrites_every_url_and_the_hygiene_test_agrees(copy, monkeypatch)
 
 
 def test_stamp_changes_only_the_stamped_lines(copy):
+    setting = yaml.safe_load((copy / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    stamped_before = setting["url"].split("github.com/")[1]  # OWNER/NAME, whatever it is now
     before = {
         p: p.read_text(encoding="utf-8").splitlines() for p in copy.glob("notebooks/*.ipynb")
     }
@@ -108,7 +111,7 @@ def test_stamp_changes_only_the_stamped_lines(copy):
     for path, old in before.items():
         new = path.read_text(encoding="utf-8").splitlines()
         removed = set(old) - set(new)
-        assert all("autoencoder-book" in line or "repo_" in line for line in removed), (
+        assert all(stamped_before in line or "repo_" in line for line in removed), (
             f"{path.name}: the stamp removed other lines: {sorted(removed)[:5]}"
         )
 
@@ -138,10 +141,38 @@ def test_hygiene_test_rejects_a_notebook_that_disagrees(copy, monkeypatch):
     check.test_first_cell_is_the_colab_install(path)
 
 
-def test_hygiene_test_rejects_a_setting_that_is_not_this_repository(copy, monkeypatch):
-    monkeypatch.setenv("GITHUB_REPOSITORY", "someone/else")
+def github_event(tmp_path: Path, monkeypatch, repository: str, fork: bool) -> None:
+    """Pretend to be a GitHub Actions run in ``repository``, with its event payload."""
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"repository": {"full_name": repository, "fork": fork}}))
+    monkeypatch.setenv("GITHUB_REPOSITORY", repository)
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+
+
+def test_hygiene_test_rejects_a_setting_that_is_not_this_repository(copy, monkeypatch, tmp_path):
+    github_event(tmp_path, monkeypatch, "someone/else", fork=False)
     with pytest.raises(AssertionError, match="someone/else"):
         hygiene(copy, monkeypatch).test_repository_setting_is_this_repository()
+
+
+def test_a_fork_keeps_the_setting_of_the_repository_it_came_from(copy, monkeypatch, tmp_path):
+    github_event(tmp_path, monkeypatch, "someone/autoencoder-book", fork=True)
+    with pytest.raises(pytest.skip.Exception, match="is a fork"):
+        hygiene(copy, monkeypatch).test_repository_setting_is_this_repository()
+
+
+def test_a_stamped_repository_passes_its_own_suite(copy, monkeypatch, tmp_path):
+    """A book stamped with a made-up repository: its setting tests pass as that repository."""
+    other = "https://github.com/Other-Owner/other.book"
+    assert run(other, "--ref", "v0.3.0", "--root", copy).returncode == 0
+    github_event(tmp_path, monkeypatch, "Other-Owner/other.book", fork=False)
+    check = hygiene(copy, monkeypatch)
+    check.test_repository_setting_is_this_repository()
+    check.test_repository_setting_names_a_github_repository_and_a_fixed_ref()
+    for path in sorted(copy.glob("notebooks/*.ipynb")):
+        check.test_first_cell_is_the_colab_install(path)
+        check.test_colab_badge_points_to_this_notebook(path)
+    test_stamp_changes_only_the_stamped_lines(copy)  # re-stamping a stamped book
 
 
 def test_hygiene_test_rejects_a_moving_ref(copy, monkeypatch):
