@@ -2,16 +2,20 @@
 # The steps of CI, shared by .ci/run (all of them, in order) and the GitHub workflows
 # (.github/workflows/test.yml and book.yml run the same steps by name).
 #
-#   scripts/ci.sh STEP...     STEP: setup lint test build browser replay
+#   scripts/ci.sh STEP...     STEP: setup lint test rounding build browser replay
 #
 # setup    Debian packages (Fashion-MNIST, Chromium; npm only if missing) and a virtual
 #          environment .venv with requirements.txt (works where the system pip is refused)
 # lint     ruff check + ruff format --check (pyproject.toml; notebooks/ruff.toml for notebooks)
 # test     the README's python -m pytest (in parallel, see pyproject.toml), slowest tests listed
+# rounding the notebooks again, strict, with this CPU's math libraries capped one instruction set
+#          lower (scripts/other_cpu.py): another CPU's float32 rounding must not change the text
 # build    jupyter-book build . --all -W -n --keep-going (always runs, Chromium or not)
 # browser  python -m pytest tests/browser: every built page in headless Chromium; SKIPPED,
 #          loudly, when no Chromium is installed (the only step that may be skipped)
-# replay   scripts/colab_replay.py: every chapter top to bottom in a Colab-like environment
+# replay   scripts/colab_replay.py: every chapter top to bottom in a Colab-like environment, on
+#          other seeds (AELIB_SEED_OFFSET=1 unless set): the asserts must hold beyond one run.
+#          AELIB_REPLAY_REF=setting replays the tag readers install instead of HEAD
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -88,6 +92,16 @@ step_test() {
     python -m pytest --durations=25 --durations-min=5
 }
 
+step_rounding() {
+  activate
+  say "Notebooks under another CPU's rounding: python -m pytest notebooks, strict, libraries capped"
+  local cap
+  cap=$(python scripts/other_cpu.py) || return 1
+  echo "settings: $cap"
+  # shellcheck disable=SC2086
+  env $cap OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest notebooks --durations=10
+}
+
 step_build() {
   activate
   say "Book: jupyter-book build . --all -W -n --keep-going"
@@ -112,13 +126,14 @@ step_replay() {
   say "Colab replay: every chapter from its install cell, in a Colab-like environment"
   # its environment holds a second torch (about 6 GB with the CUDA libraries): say what is free
   df -h . | tail -n 1 | awk '{print "disk free here: " $4 " of " $2}'
-  OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} python scripts/colab_replay.py
+  AELIB_SEED_OFFSET=${AELIB_SEED_OFFSET:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} \
+    python scripts/colab_replay.py --ref "${AELIB_REPLAY_REF:-head}"
 }
 
 for name in "$@"; do
   case "$name" in
-    setup | lint | test | build | browser | replay) ;;
-    *) echo "unknown step $name (steps: setup lint test build browser replay)"; exit 2 ;;
+    setup | lint | test | rounding | build | browser | replay) ;;
+    *) echo "unknown step $name (steps: setup lint test rounding build browser replay)"; exit 2 ;;
   esac
 done
 

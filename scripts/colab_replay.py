@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Replay every chapter as a stranger would in Colab: a fresh runtime, then "Run all".
 
-    python scripts/colab_replay.py                      # every notebook in notebooks/
+    python scripts/colab_replay.py                      # every notebook, as HEAD has it
     python scripts/colab_replay.py notebooks/01_*.ipynb  # some of them
+    python scripts/colab_replay.py --ref setting        # the tag readers install (_config.yml)
     python scripts/colab_replay.py --fresh              # rebuild the environment first
 
 Colab gives a runtime with torch, torchvision, numpy, matplotlib, ipywidgets, scikit-learn, pandas
@@ -12,11 +13,14 @@ virtual environment in ``_build/colab-venv`` holding only those packages and a J
 uninstalls ``aelib`` and runs the notebook top to bottom with nbclient in a scratch folder (as
 Colab's ``/content``), in a kernel of that environment that does not see this checkout. The
 chapter's own first cell installs the book's library: it installs ``$AELIB_PIP_SOURCE`` when that
-is set, and the replay sets it to this clone, ``git+file://<clone>@<ref>``, where ``<ref>`` is
-the ref of ``_config.yml`` when this clone has it, else ``HEAD``'s commit (so commit what
-you want replayed). Outputs are not compared with the stored ones; every cell must run and every
-``assert`` must pass. Prints how long each chapter took (the install included) and exits 1 if
-any chapter failed.
+is set, and the replay sets it to this clone, ``git+file://<clone>@<commit>``.
+
+What is replayed is one commit, notebooks and library alike: ``--ref head`` (the default) takes
+``HEAD`` (commit what you want replayed), ``--ref setting`` the ref ``_config.yml`` names, the one
+readers open in Colab; a clone without that ref fails at once, saying to fetch the tags.
+Outputs are not compared with the stored ones; every cell must run and every ``assert`` must
+pass, and with ``AELIB_SEED_OFFSET=N`` set (CI sets 1) they run on other seeds. Prints how long
+each chapter took (the install included) and exits 1 if any chapter failed.
 """
 
 from __future__ import annotations
@@ -63,22 +67,51 @@ def setting_ref() -> str:
     return match[1].strip("\"'")
 
 
-def pip_source() -> str:
-    """``git+file://<this clone>@<ref>``: the setting's ref if this clone has it, else HEAD's
-    commit (pip takes a tag, a branch or a commit, not the name HEAD)."""
-    ref = setting_ref()
-    if not git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
-        ref = git("rev-parse", "HEAD")
+class RefMissing(SystemExit):
+    """The ref to replay is not in this clone."""
+
+
+def replay_commit(which: str = "head") -> str:
+    """The commit to replay: ``HEAD``'s, or that of the ref ``_config.yml`` names (``setting``).
+
+    Raises:
+        RefMissing: ``setting`` and this clone lacks that ref (exit status 2, one line).
+    """
+    if which == "setting":
+        ref = setting_ref()
+        commit = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if not commit:
+            raise RefMissing(
+                f"colab_replay.py: this clone has no ref {ref!r}, the one _config.yml tells "
+                "readers to install: fetch it (git fetch --tags; actions/checkout with "
+                "fetch-tags: true) or tag it"
+            )
+        return commit
+    commit = git("rev-parse", "HEAD")
+    if git("status", "--porcelain", "--untracked-files=no", "--", "aelib", "notebooks"):
         print(
-            f"note: this clone has no ref {setting_ref()!r} (the repository setting): "
-            f"replaying HEAD, {ref[:12]}"
+            "note: aelib/ or notebooks/ has uncommitted changes; the replay runs the "
+            f"committed {commit[:12]}"
         )
-    if git("status", "--porcelain", "--untracked-files=no", "--", "aelib", "pyproject.toml"):
-        print(
-            "note: aelib/ or pyproject.toml has uncommitted changes; the replay installs the "
-            f"committed {ref}"
-        )
-    return f"git+file://{ROOT}@{ref}"
+    return commit
+
+
+def pip_source(commit: str) -> str:
+    """``git+file://<this clone>@<commit>`` (pip takes a commit, not the name HEAD)."""
+    return f"git+file://{ROOT}@{commit}"
+
+
+def notebook_at(commit: str, notebook: Path, folder: Path) -> Path:
+    """``notebook`` as ``commit`` holds it, written into ``folder``."""
+    relative = notebook.resolve().relative_to(ROOT).as_posix()
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{commit}:{relative}"], capture_output=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"colab_replay.py: {commit[:12]} has no {relative}")
+    target = folder / notebook.name
+    target.write_bytes(done.stdout)
+    return target
 
 
 def python_of(env: Path) -> Path:
@@ -201,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "_build" / "colab-venv",
         help="the virtual environment (default: _build/colab-venv)",
     )
+    parser.add_argument(
+        "--ref",
+        choices=("head", "setting"),
+        default="head",
+        help="replay HEAD (default) or the ref _config.yml names (fails if the clone lacks it)",
+    )
     parser.add_argument("--fresh", action="store_true", help="rebuild the environment first")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
@@ -209,21 +248,29 @@ def main(argv: list[str] | None = None) -> int:
         return inside(args.inside, args.timeout)
 
     notebooks = [p.resolve() for p in args.notebooks] or sorted(ROOT.glob("notebooks/*.ipynb"))
-    source = pip_source()
+    commit = replay_commit(args.ref)
+    source = pip_source(commit)
     python = make_environment(args.env.resolve(), args.fresh)
-    print(f"== replaying {len(notebooks)} chapters, each installing {source}", flush=True)
+    offset = os.environ.get("AELIB_SEED_OFFSET", "") or "0"
+    print(
+        f"== replaying {len(notebooks)} chapters of {commit[:12]} ({args.ref}), each installing "
+        f"{source}, seed offset {offset}",
+        flush=True,
+    )
     results = {}
-    for notebook in notebooks:
-        record = run_notebook(python, args.env.resolve(), notebook, source, args.timeout)
-        results[notebook.name] = record
-        if record["ok"]:
-            print(
-                f"PASS {notebook.name}: {record['seconds']:.0f} s "
-                f"(of which {record['install_seconds']:.0f} s installing aelib)",
-                flush=True,
-            )
-        else:
-            print(f"FAILED {notebook.name}:\n{record['error']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="colab-notebooks-") as folder:
+        for notebook in notebooks:
+            committed = notebook_at(commit, notebook, Path(folder))
+            record = run_notebook(python, args.env.resolve(), committed, source, args.timeout)
+            results[notebook.name] = record
+            if record["ok"]:
+                print(
+                    f"PASS {notebook.name}: {record['seconds']:.0f} s "
+                    f"(of which {record['install_seconds']:.0f} s installing aelib)",
+                    flush=True,
+                )
+            else:
+                print(f"FAILED {notebook.name}:\n{record['error']}", flush=True)
     print("\n| chapter | Run all (s) | of which the install cell (s) |\n|---|---:|---:|")
     for name, record in results.items():
         if record["ok"]:

@@ -40,15 +40,35 @@ def test_the_environment_has_colab_packages_and_the_recorded_torch():
     assert "aelib" not in " ".join(replay.COLAB_PACKAGES + replay.RUNNER_PACKAGES)
 
 
-def test_pip_source_is_this_clone_at_the_setting_ref_or_head():
-    source = replay.pip_source()
-    assert source.startswith(f"git+file://{ROOT}@")
-    ref = source.rsplit("@", 1)[1]
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    assert ref in (set_repository.read_setting(ROOT).ref, head) and ref != "HEAD"
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+def test_the_replay_installs_head_by_default_as_a_commit():
+    head = git("rev-parse", "HEAD").stdout.strip()
+    assert replay.replay_commit("head") == head
+    assert replay.pip_source(head) == f"git+file://{ROOT}@{head}"
     assert replay.setting_ref() == set_repository.read_setting(ROOT).ref
+
+
+def test_the_setting_ref_is_replayed_or_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(replay, "setting_ref", lambda: "v0.0.0-no-such-tag")
+    try:
+        replay.replay_commit("setting")
+    except replay.RefMissing as err:
+        assert "has no ref 'v0.0.0-no-such-tag'" in str(err) and "git fetch --tags" in str(err)
+    else:
+        raise AssertionError("a missing ref was replayed")
+    monkeypatch.setattr(replay, "setting_ref", lambda: "HEAD~1")  # a ref this clone has
+    assert replay.replay_commit("setting") == git("rev-parse", "HEAD~1").stdout.strip()
+
+
+def test_the_replay_reads_each_notebook_from_the_commit_it_installs(tmp_path):
+    head = git("rev-parse", "HEAD").stdout.strip()
+    notebook = sorted(ROOT.glob("notebooks/*.ipynb"))[0]
+    copied = replay.notebook_at(head, notebook, tmp_path)
+    committed = git("show", f"HEAD:notebooks/{notebook.name}").stdout
+    assert copied.read_text(encoding="utf-8") == committed
 
 
 def test_every_install_cell_honours_the_variable_the_replay_sets():
