@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 CI_SH = ROOT / "scripts" / "ci.sh"
-STEPS = ("setup", "lint", "test", "build", "browser", "replay")
+STEPS = ("setup", "lint", "test", "rounding", "build", "browser", "replay")
 
 
 @cache
@@ -62,17 +62,53 @@ def test_workflows_parse_and_name_their_jobs():
 def test_test_workflow_runs_the_readme_test_command_on_every_push_and_pull_request():
     flow = workflow("test.yml")
     assert {"push", "pull_request"} <= set(triggers(flow))
+    assert flow["concurrency"]["cancel-in-progress"] is True
+    assert "github.ref" in flow["concurrency"]["group"], "one run per branch, not one for all"
     job = flow["jobs"]["test"]
     assert uses(job)[:2] == ["actions/checkout", "actions/setup-python"]
-    assert ci_steps(job) == ["setup", "lint", "test", "replay"]
+    assert ci_steps(job) == ["setup", "lint", "test", "rounding"]
     assert "python -m pytest --durations" in step_body("test")
+    assert "scripts/other_cpu.py" in step_body("rounding")
+    assert "python -m pytest notebooks" in step_body("rounding")
+
+
+def test_the_unit_tests_run_on_the_oldest_and_newest_supported_pythons():
+    job = workflow("test.yml")["jobs"]["unit"]
+    assert set(job["strategy"]["matrix"]["python-version"]) == {"3.10", "3.12"}
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert "python -m pytest tests" in runs and "scripts/ci.sh setup" in runs
+
+
+def test_the_colab_replay_runs_on_tags_and_a_schedule_on_the_ref_readers_install():
+    flow = workflow("test.yml")
+    assert "schedule" in triggers(flow) and "v*" in triggers(flow)["push"]["tags"]
+    job = flow["jobs"]["replay"]
+    assert ci_steps(job) == ["setup", "replay"]
+    assert job["env"]["AELIB_REPLAY_REF"] == "setting"
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout")
+    assert checkout["with"]["fetch-tags"] is True and checkout["with"]["fetch-depth"] == 0
+    assert "pull_request" in job["if"] and "refs/tags/" in job["if"]
+    assert '--ref "${AELIB_REPLAY_REF:-head}"' in step_body("replay")
+    assert "AELIB_SEED_OFFSET=${AELIB_SEED_OFFSET:-1}" in step_body("replay")
+
+
+def test_pip_is_cached_in_every_job_that_installs():
+    for name in ("test.yml", "book.yml"):
+        for job_name, job in workflow(name)["jobs"].items():
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/setup-python"):
+                    assert step["with"].get("cache") == "pip", (name, job_name)
 
 
 def test_book_workflow_builds_checks_and_deploys_to_pages():
     flow = workflow("book.yml")
-    assert "push" in triggers(flow) and flow["permissions"]["pages"] == "write"
-    assert flow["permissions"]["id-token"] == "write"
+    assert {"push", "pull_request"} <= set(triggers(flow))
+    assert flow["permissions"] == {"contents": "read"}, "Pages rights on the deploy job only"
     build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
+    assert "permissions" not in build
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert "pull_request" in deploy["if"] and "refs/heads/main" in deploy["if"]
     assert ci_steps(build) == ["setup", "build", "browser"]
     upload = [
         s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact")
@@ -91,8 +127,11 @@ def test_ci_run_and_the_workflows_run_the_same_steps():
     ci_run = listed[0].split()
     assert ci_run == list(STEPS), "every step, the Colab replay included, in order"
     assert 'scripts/ci.sh "${steps[@]}"' in text
-    in_workflows = ci_steps(workflow("test.yml")["jobs"]["test"]) + ci_steps(
-        workflow("book.yml")["jobs"]["build"]
+    test_jobs = workflow("test.yml")["jobs"]
+    in_workflows = (
+        ci_steps(test_jobs["test"])
+        + ci_steps(test_jobs["replay"])
+        + ci_steps(workflow("book.yml")["jobs"]["build"])
     )
     assert set(in_workflows) == set(ci_run)
     assert all(in_workflows.count(s) == 1 for s in STEPS if s != "setup")
@@ -107,7 +146,12 @@ def test_setup_python_matches_the_supported_pythons():
             for step in job["steps"]:
                 if step.get("uses", "").startswith("actions/setup-python"):
                     version = str(step["with"]["python-version"])
-                    assert int(version.split(".")[1]) >= int(requires[1]), (name, version)
+                    if "matrix." in version:
+                        versions = job["strategy"]["matrix"]["python-version"]
+                    else:
+                        versions = [version]
+                    for v in versions:
+                        assert int(v.split(".")[1]) >= int(requires[1]), (name, v)
 
 
 def test_only_the_browser_step_may_be_skipped_and_the_build_always_runs():
