@@ -198,10 +198,63 @@ def test_has_summary(path):
 
 
 @notebook
-def test_seeds_once(path):
-    calls = sum(source(c).count("seed_everything(") for c in code_cells(load(path)))
-    assert calls == 1, (
-        f"seed_everything( is called {calls} times; the setup cell should call it once"
+def test_the_setup_cell_seeds(path):
+    setup = code_cells(load(path))[1]  # after the Colab install cell
+    assert "aelib.seed_everything(" in source(setup), (
+        "the setup cell (the first code cell after the install cell) must call "
+        "aelib.seed_everything"
+    )
+
+
+# Seeding that AELIB_SEED_OFFSET would not shift (aelib.seed_everything, aelib.generator and the
+# seed= arguments of aelib's functions do).
+RAW_SEEDING = re.compile(
+    r"torch\.manual_seed\(|torch\.Generator\([^)]*\)\.manual_seed\(|torch\.cuda\.manual_seed"
+    r"|np\.random\.seed\(|np\.random\.default_rng\(|np\.random\.RandomState\(|\brandom\.seed\("
+)
+# A prefix or range of a split, which the data sets store sorted by class: x_test[:10] is ten
+# zeros. A strided slice (x_test[::20]) or a slice of a random order is not matched.
+SORTED_SLICE = re.compile(r"\b\w*[xy]_(?:train|test)\[\s*[\w+*/ -]*:\s*[\w+*/ -]+\]")
+
+
+@notebook
+def test_seeds_go_through_aelib(path):
+    bad = [
+        (i + 1, line.strip())
+        for i, cell in enumerate(code_cells(load(path)))
+        for line in source(cell).splitlines()
+        if RAW_SEEDING.search(line)
+    ]
+    assert not bad, (
+        "seeded outside aelib, so AELIB_SEED_OFFSET cannot shift it; use aelib.seed_everything "
+        f"or aelib.generator (code cell, line): {bad}"
+    )
+
+
+@notebook
+def test_no_slice_of_a_class_sorted_split(path):
+    bad = [
+        (i + 1, match[0])
+        for i, cell in enumerate(code_cells(load(path)))
+        for match in SORTED_SLICE.finditer(source(cell))
+    ]
+    assert not bad, (
+        "the splits are sorted by class, so a slice is one or two digits; draw with "
+        f"aelib.evidence.stratified or shuffled (code cell, slice): {bad}"
+    )
+
+
+@notebook
+def test_every_figure_has_alt_text(path):
+    bad = [
+        i + 1
+        for i, cell in enumerate(code_cells(load(path)))
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+        and not cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+    ]
+    assert not bad, (
+        'code cells whose figures have no alt text (metadata "mystnb": {"image": {"alt": ...}}),'
+        f" counted from 1 among code cells: {bad}"
     )
 
 
