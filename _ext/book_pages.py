@@ -41,7 +41,7 @@ def edit_on_the_edit_branch(app) -> None:
 
 def footer(config, url: str, ref: str, licence_file_exists: bool) -> str:
     licence = escape(config.book_license)
-    if url and licence_file_exists:
+    if licence and url and licence_file_exists:
         href = f"{url}/blob/{ref or 'main'}/{config.book_license_file}"
         licence = f'<a href="{escape(href)}">{licence}</a>'
     title = escape(config.html_title or config.project)
@@ -50,10 +50,8 @@ def footer(config, url: str, ref: str, licence_file_exists: bool) -> str:
         cite += f", version {escape(ref)}"
     if url:
         cite += f'. <a href="{escape(url)}">{escape(url)}</a>'
-    return (
-        f'<p class="book-licence">Text and code under the {licence}.</p>'
-        f'<p class="book-cite">How to cite this book: {cite}.</p>'
-    )
+    cite = f'<p class="book-cite">How to cite this book: {cite}.</p>'
+    return (f'<p class="book-licence">Licence: {licence}.</p>' if licence else "") + cite
 
 
 def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -75,7 +73,7 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 def setup(app):
     app.add_config_value("book_edit_branch", "main", "html")
-    app.add_config_value("book_license", "MIT licence", "html")
+    app.add_config_value("book_license", "", "html")
     app.add_config_value("book_license_file", "LICENSE", "html")
     app.connect("config-inited", config_inited, priority=600)
     app.connect("builder-inited", edit_on_the_edit_branch, priority=600)
