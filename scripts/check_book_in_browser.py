@@ -4,8 +4,11 @@
     python scripts/check_book_in_browser.py              # build, then pytest tests/browser
     python scripts/check_book_in_browser.py --no-build   # check the existing _build/html
 
-The checks are the pytest tests in ``tests/browser/`` (see there); screenshots go to
-``_build/screenshots/``. Exit status: that of the build if it failed, else that of pytest.
+The checks are the pytest tests in ``tests/browser/`` (see there): every page at 1280 px (math
+typeset from the book's own MathJax, a clean console, nothing cut off, sharp figures with alt
+text), the same measured at 390 px and reported, and a copy of the build opened offline.
+Screenshots go to ``_build/screenshots/``. Exit status: that of the build if it failed, else
+that of pytest.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def main(argv: list[str]) -> int:
             print(f"FAILED: the build exited with {built.returncode} (its warnings are above)")
             return built.returncode
     extra = [a for a in argv if a != "--no-build"]
-    tests = [sys.executable, "-m", "pytest", "tests/browser", "-n", "0", *extra]
+    tests = [sys.executable, "-m", "pytest", "tests/browser", "-n", "0", "-p", "no:cacheprovider"]
+    tests += extra
     print("$ " + " ".join(tests[2:]), flush=True)
     return subprocess.run(tests, cwd=ROOT).returncode
 

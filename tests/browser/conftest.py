@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from book_server import BUILD, CHROMIUM, HTML, REPORTS, ROOT, SHOTS
+from book_server import (
+    BUILD,
+    CHROMIUM,
+    HTML,
+    PHONE_MIN_SCALE,
+    PHONE_WIDTH,
+    REPORTS,
+    ROOT,
+    SHOTS,
+    WIDTH,
+    image_where,
+    overflows,
+    scale,
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,27 +53,59 @@ def screenshots() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """One line per page checked: what was seen, and where its screenshot is."""
+    """Per page: what was seen at 1280 px, what a phone (390 px) gets, where the screenshot is."""
     reports = config.stash.get(REPORTS, None)
     if reports is None or not reports.done:
         return
     write = terminalreporter.write_line
-    terminalreporter.section("the book in Chromium, page by page")
-    scrolling = cells = 0
+    terminalreporter.section(
+        f"the book in Chromium, page by page ({WIDTH} px, then {PHONE_WIDTH} px)"
+    )
+    totals = dict(scrolling=0, cells=0, wide=0, blocks=0, phone=0, small=0, images=0)
     for page, r in reports.done.items():
-        wide = sum(c["scrollWidth"] > c["clientWidth"] for c in r["code"])
-        scrolling, cells = scrolling + wide, cells + len(r["code"])
+        scrolling = sum(c["scrollWidth"] > c["clientWidth"] for c in r["code"])
+        layout, phone = r["layout"], r["phone"]
+        wide = [b for b in layout["blocks"] if overflows(b)]
+        phone_wide = [b for b in phone["blocks"] if overflows(b)]
+        small = [i for i in phone["images"] if i["inCell"] and scale(i) < PHONE_MIN_SCALE]
         local = r["images"] - len(r["externalImages"])
         shot = r["screenshot"]
         shot = shot.relative_to(ROOT) if shot.is_relative_to(ROOT) else shot
+        for key, value in dict(
+            scrolling=scrolling,
+            cells=len(r["code"]),
+            wide=len(wide),
+            blocks=len(layout["blocks"]),
+            phone=len(phone_wide),
+            small=len(small),
+            images=len(phone["images"]),
+        ).items():
+            totals[key] += value
         write(
             f"{page}: {r['containers']}/{r['mathCount']} formulas typeset (MathJax "
             f"{r['mathjaxVersion'] or 'not loaded'}), {local - len(r['brokenImages'])}/{local} "
-            f"local images loaded, {r['widgetViews']} widgets, {wide}/{len(r['code'])} code cells "
-            f"scroll sideways; {shot}"
+            f"local images loaded, {r['widgetViews']} widgets; at {WIDTH} px {scrolling}/"
+            f"{len(r['code'])} code cells scroll, {len(wide)}/{len(layout['blocks'])} other "
+            f"blocks cut off; {shot}"
         )
-        for error in r["errors"][:3]:
-            write(f"    note: JavaScript error on the page: {error.splitlines()[0][:150]}")
-        if r["refused"]:
-            write(f"    note: outside requests refused (offline): {sorted(set(r['refused']))[:5]}")
-    write(f"code cells that scroll sideways: {scrolling} of {cells}, on {len(reports.done)} pages")
+        if phone_wide:
+            kinds = Counter(b["kind"] for b in phone_wide)
+            write(
+                f"    phone: {len(phone_wide)}/{len(phone['blocks'])} blocks wider than the "
+                f"{phone['column']} px column ({', '.join(f'{n} {k}' for k, n in kinds.items())})"
+            )
+        for image in small:
+            write(
+                f"    phone: {image_where(page, image)} shown at {scale(image):.0%} of its size "
+                f"({image['shown']} of {image['intended']:.0f} px)"
+            )
+        images = {url for kind, url in r["refused"] if kind == "image"}
+        if images:
+            write(f"    note: outside images not loaded (offline): {sorted(images)[:3]}")
+    write(
+        f"at {WIDTH} px: {totals['scrolling']} of {totals['cells']} code cells scroll, "
+        f"{totals['wide']} of {totals['blocks']} other blocks are cut off; at {PHONE_WIDTH} px: "
+        f"{totals['phone']} of {totals['blocks']} blocks are wider than the column, "
+        f"{totals['small']} of {totals['images']} figures shown below "
+        f"{PHONE_MIN_SCALE:.0%} of their size; {len(reports.done)} pages"
+    )
