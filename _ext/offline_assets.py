@@ -36,7 +36,7 @@ MATHJAX = ("mathjax", "3.2.2")
 REQUIREJS = ("requirejs", "2.3.7")
 HTML_MANAGER = ("@jupyter-widgets/html-manager", "1.0.6")  # the version myst-nb 1.x loads
 
-FONTS = (".woff2", ".woff", ".ttf", ".eot", ".svg")
+FONTS = (".woff2", ".woff", ".ttf")  # what browsers of today ask for (not .eot, .svg)
 
 # (package, path in the package, path under _static/vendor): a folder is copied whole
 FILES = [
