@@ -57,10 +57,11 @@ step_setup() {
       || echo "WARNING: dataset-fashion-mnist not installed: aelib will download Fashion-MNIST"
     find_chromium >/dev/null || as_root apt-get install -y -qq chromium >/dev/null \
       || echo "WARNING: chromium not installed: the browser tests will be SKIPPED"
-    # npm fetches MathJax and the widgets' scripts once, for the offline browser tests. Debian's
-    # npm conflicts with a nodejs from elsewhere, so only when there is no npm at all.
+    # npm fetches MathJax, require.js and the widget manager once (into ~/.cache/aelib-book) for
+    # the book build, which serves them from _static/vendor. Debian's npm conflicts with a nodejs
+    # from elsewhere, so only when there is no npm at all.
     command -v npm >/dev/null || as_root apt-get install -y -qq npm >/dev/null \
-      || echo "WARNING: npm not installed: the browser tests need its MathJax once"
+      || echo "WARNING: npm not installed: the book build needs it once for MathJax"
   else
     echo "WARNING: no apt-get (or no root): install dataset-fashion-mnist and chromium yourself"
   fi
