@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import torch
 
-from .data import to_float
+from .images import check_tensor, rows
 
 
 class PCA(NamedTuple):
@@ -33,20 +33,19 @@ class PCA(NamedTuple):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates along the components. Args: x ``(B, d)`` or images. Returns: ``(B, m)``."""
-        return (_rows(x) - self.mean) @ self.components.T
+        return (rows(x) - self.mean) @ self.components.T
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Back to pixel space. Args: z ``(B, m)``. Returns: ``(B, d)``."""
         return self.mean + z @ self.components
 
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """The decoding itself (PCA's decoder is linear: no sigmoid)."""
+        return output
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Orthogonal projection onto the affine PCA subspace, in the shape of ``x``."""
         return self.decode(self.encode(x)).reshape(x.shape)
-
-
-def _rows(x: torch.Tensor) -> torch.Tensor:
-    """``(N, d)`` floats: uint8 images scaled by :func:`aelib.to_float`, floats as they are."""
-    return x.reshape(len(x), -1) if x.is_floating_point() else to_float(x)
 
 
 def pca(x: torch.Tensor, m: int) -> PCA:
@@ -59,7 +58,7 @@ def pca(x: torch.Tensor, m: int) -> PCA:
         A :class:`PCA` with ``mean (d,)``, ``components (m, d)`` and ``explained_variance (m,)``,
         in the dtype of ``x`` (float32 for uint8 images).
     """
-    x = _rows(x)
+    x = rows(check_tensor(x, "x"))
     n, d = x.shape
     if not isinstance(m, int) or not 1 <= m <= min(n, d):
         raise ValueError(

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 
+from .history import History
 from .models import Autoencoder, ConvAutoencoder, LinearAutoencoder, VariationalAutoencoder
-from .train import History
 
 FORMAT = "aelib-checkpoint"
 VERSION = 2
@@ -79,18 +81,23 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def temporary_files(folder: str | os.PathLike) -> list[Path]:
-    """Temporary files that an interrupted :func:`save_checkpoint` left in ``folder``.
+def temporary_files(folder: str | os.PathLike, name: str = "checkpoint.pt") -> list[Path]:
+    """Temporary files that an interrupted :func:`save_checkpoint` of ``name`` left in ``folder``.
+
+    Only aelib's own: ``.NAME.XXXXXXXX.tmp`` with the 8 random characters of ``mkstemp``; a
+    hidden ``.tmp`` file of anyone else does not match.
 
     Args:
         folder: an output folder.
+        name: the checkpoint's file name.
     Returns:
-        Paths of the form ``.NAME.XXXX.tmp``, sorted (none when the folder does not exist).
+        Their paths, sorted (none when the folder does not exist).
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob(f".*{_TMP_SUFFIX}") if p.is_file())
+    own = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX))
+    return sorted(p for p in folder.iterdir() if own.fullmatch(p.name) and p.is_file())
 
 
 def save_checkpoint(
@@ -136,21 +143,20 @@ def save_checkpoint(
         "train_config": dict(train_config or {}),
         "extra": dict(extra or {}),
     }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
+    payload = _serialize(state)
     wrapper = {
         "format": FORMAT,
         "version": VERSION,
         "sha256": hashlib.sha256(payload).hexdigest(),
         "payload": payload,
     }
+    data = _serialize(wrapper)  # in memory: a full disk then fails a plain write, an OSError
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
         with os.fdopen(fd, "wb") as f:
-            torch.save(wrapper, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -169,24 +175,37 @@ def save_checkpoint(
     return path
 
 
+def _serialize(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing anything else.
 
     Returns:
         A dict with ``model_class``, ``model_config``, ``model_state``, ``optimizer_state``,
-        ``scaler_state``, ``history``, ``train_config`` and ``extra``.
+        ``scaler_state``, ``history``, ``train_config`` and ``extra``, each of the type
+        :func:`save_checkpoint` writes.
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: the file is not an aelib checkpoint, is of an unknown version, or is
-            damaged (its SHA-256 does not match, or it cannot be unpacked).
+        CheckpointError: the file cannot be read, is not an aelib checkpoint, is of an unknown
+            version, is damaged (its SHA-256 does not match, or it cannot be unpacked), or holds
+            a payload of other types than aelib writes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's zip container
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # no permission, a name too long, an I/O error
+        raise CheckpointError(f"{path} cannot be read ({err.strerror or err})") from None
+    zipped = raw[:4] == b"PK\x03\x04"  # torch.save's zip container
+    try:
+        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for files that are not its own
         what = "is damaged" if zipped else "is not an aelib checkpoint"
         raise CheckpointError(f"{path} {what} (torch.load failed: {type(err).__name__})") from err
@@ -196,7 +215,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "file written by aelib's save_checkpoint or `python -m aelib train`"
         )
     if state.get("version") == 1:  # before payload hashes: the state is the wrapper itself
-        return {"scaler_state": None, "extra": {}, **state}
+        return _checked_payload({"scaler_state": None, "extra": {}, **state}, path)
     if state.get("version") != VERSION:
         raise CheckpointError(
             f"{path} has checkpoint version {state.get('version')!r}; "
@@ -211,9 +230,66 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "one stored when it was written); use another copy or train again"
         )
     try:
-        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: the checkpoint is damaged ({type(err).__name__})") from err
+    return _checked_payload(state, path)
+
+
+_PAYLOAD = {
+    "model_class": (str,),
+    "model_config": (dict,),
+    "model_state": (dict,),
+    "optimizer_state": (dict, type(None)),
+    "scaler_state": (dict, type(None)),
+    "history": (dict,),
+    "train_config": (dict,),
+    "extra": (dict,),
+}
+
+
+def _checked_payload(state, path: Path) -> dict:
+    """``state`` if it has the keys and types :func:`save_checkpoint` writes; else an error.
+
+    A file can carry a valid hash and still hold something else (written by hand, or by another
+    program with this format's marker): every part a reader indexes is checked here, once.
+    """
+
+    def problem() -> str | None:
+        if not isinstance(state, dict):
+            return f"a {type(state).__name__}, not a dict"
+        for key, types in _PAYLOAD.items():
+            if not isinstance(state.get(key), types):
+                return f"{key} is {type(state.get(key)).__name__}"
+        weights = state["model_state"]
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+            return "model_state holds something other than named tensors"
+        history = state["history"]
+        for key in ("train_loss", "test_loss", "epoch_seconds"):
+            values = history.get(key, [])
+            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                return f"history[{key!r}] is not a list of numbers"
+        n_train, n_test = len(history.get("train_loss", [])), len(history.get("test_loss", []))
+        if n_test not in (0, n_train):
+            return f"history has {n_train} training losses but {n_test} test losses"
+        first = history.get("first_batch_loss")
+        if first is not None and not _is_number(first):
+            return "history['first_batch_loss'] is not a number"
+        return None
+
+    found = problem()
+    if found is not None:
+        raise CheckpointError(
+            f"{path} holds a payload that aelib does not write ({found}); use another copy "
+            "or train again"
+        )
+    return state
+
+
+def _is_number(value) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    )
 
 
 def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
@@ -228,14 +304,7 @@ def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
         CheckpointError: parameter names or shapes differ; the message lists them.
     """
     saved = state["model_state"]
-    own = model.state_dict()
-    problems = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in saved.items()
-        if k in own and own[k].shape != v.shape
-    ]
-    problems += [f"{k}: only in the checkpoint" for k in saved.keys() - own.keys()]
-    problems += [f"{k}: only in the model" for k in own.keys() - saved.keys()]
+    problems = _mismatches(model, saved)
     if problems:
         raise CheckpointError(
             "the checkpoint was saved from a different architecture "
@@ -246,6 +315,19 @@ def load_model_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
         )
     model.load_state_dict(saved)
     return model
+
+
+def _mismatches(model: torch.nn.Module, saved: dict) -> list[str]:
+    """How the tensors of ``saved`` differ from ``model``'s, by name and shape."""
+    own = model.state_dict()
+    problems = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in saved.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    problems += [f"{k}: only in the checkpoint" for k in saved.keys() - own.keys()]
+    problems += [f"{k}: only in the model" for k in own.keys() - saved.keys()]
+    return problems
 
 
 def restore_model(state: dict) -> torch.nn.Module:
@@ -267,12 +349,15 @@ def restore_model(state: dict) -> torch.nn.Module:
             f"cannot rebuild a {name!r}; this aelib rebuilds {', '.join(MODEL_CLASSES)}"
         )
     config = dict(state.get("model_config") or {})
-    if name == "ConvAutoencoder" and "channels" in config:
+    if name == "ConvAutoencoder" and isinstance(config.get("channels"), list):
         config["channels"] = tuple(config["channels"])
-    try:
-        model = MODEL_CLASSES[name](**config)
+    try:  # first without memory (the meta device): a crafted size cannot exhaust it
+        with torch.device("meta"):
+            skeleton = MODEL_CLASSES[name](**config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(
             f"the checkpoint's {name} configuration {config} does not fit this aelib: {err}"
         ) from err
-    return load_model_state(model, state)
+    if _mismatches(skeleton, state["model_state"]):
+        return load_model_state(skeleton, state)  # raises, listing the differences
+    return load_model_state(MODEL_CLASSES[name](**config), state)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import to_float
+from .images import to_float
 from .utils import eval_mode, generator, pick_device, resolve_seed
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import fcntl
 import json
+import math
 import os
 import platform
 import re
@@ -53,12 +53,13 @@ from .data import (
     default_root,
     expected_files,
     load_dataset,
-    to_float,
 )
+from .history import History
+from .images import to_float
 from .losses import bce_loss, negative_elbo
 from .models import Autoencoder, VariationalAutoencoder, count_parameters
 from .train import (
-    History,
+    FitOptions,
     LossDivergedError,
     NonFiniteLossError,
     evaluate,
@@ -264,24 +265,105 @@ def _resolve(args: argparse.Namespace, saved: dict | None, done: int) -> dict:
             settings[key] = before
         else:
             settings[key] = default if given is None else given
-    if saved is not None and settings["epochs"] <= done:
+    if saved is not None and settings["epochs"] < done:
         raise UsageError(
-            f"--epochs {settings['epochs']} is not more than the {done} epochs the "
-            f"checkpoint has done: --epochs is the total, pass more than {done}"
+            f"--epochs {settings['epochs']} is less than the {done} epochs the checkpoint "
+            f"has done: --epochs is the total; pass more than {done} to train on, or {done} "
+            "to write the figures and metrics.json again"
         )
     return settings
 
 
-def _available_bytes(device: torch.device) -> int:
+def _check_saved(saved: dict, path: str, flag: str = "--resume") -> None:
+    """Refuse a checkpoint whose remembered settings or data record aelib would not write."""
+
+    def bad(key: str, value) -> UsageError:
+        return UsageError(
+            f"{flag} {path}: the checkpoint's setting {key}={_shorten(repr(value), 60)} is not "
+            "one aelib writes; use another copy or start a new run"
+        )
+
+    for key in ("batch_size", "hidden_dim", "latent_dim"):
+        value = saved.get(key, SEED_DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad(key, value)
+    lr, seed = saved.get("lr", SEED_DEFAULTS["lr"]), saved.get("seed", SEED_DEFAULTS["seed"])
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise bad("lr", lr)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise bad("seed", seed)
+    if not isinstance(saved.get("amp", False), bool):
+        raise bad("amp", saved.get("amp"))
+    record = saved.get("data") or {}
+    if not isinstance(record, dict):
+        raise bad("data", record)
+    if record.get("name", "mnist") not in DATASETS:
+        raise bad("data.name", record.get("name"))
+    if record.get("source", "auto") not in SOURCES:
+        raise bad("data.source", record.get("source"))
+    if not isinstance(record.get("root"), (str, type(None))):
+        raise bad("data.root", record.get("root"))
+
+
+# Where the kernel states a memory limit: cgroup v2 (memory.max), then cgroup v1
+CGROUP_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
+def _read_number(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def _status_bytes(field: str) -> int:
+    """A size from /proc/self/status (VmSize, VmData), in bytes; 0 where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _available_bytes(device: torch.device) -> tuple[int, str]:
+    """Memory this process can still take on ``device``, and what sets that bound, in words.
+
+    On a CPU the least of: the free memory (MemAvailable), what ``ulimit -v`` (RLIMIT_AS) and
+    ``ulimit -d`` (RLIMIT_DATA) leave, and what the process's cgroup leaves (a container's limit).
+    """
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        return torch.cuda.mem_get_info(device)[0], "free GPU memory"
     try:
         with open("/proc/meminfo") as f:
-            return next(
+            free = next(
                 int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable")
             )
     except (OSError, StopIteration, ValueError):
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    bounds = [(free, "free memory")]
+    try:
+        import resource
+    except ImportError:  # Windows
+        resource = None
+    if resource is not None:
+        for limit, field, words in (
+            (resource.RLIMIT_AS, "VmSize", "the process's limit (ulimit -v)"),
+            (resource.RLIMIT_DATA, "VmData", "the process's limit (ulimit -d)"),
+        ):
+            soft = resource.getrlimit(limit)[0]
+            if soft != resource.RLIM_INFINITY:
+                bounds.append((max(0, soft - _status_bytes(field)), words))
+    for limit_file, usage_file in CGROUP_FILES:
+        limit, usage = _read_number(limit_file), _read_number(usage_file)
+        if limit is not None and usage is not None and limit < 2**60:
+            bounds.append((max(0, limit - usage), "the container's memory limit (cgroup)"))
+            break
+    return min(bounds)
 
 
 def _training_bytes(hidden: int, latent: int, batch: int, d: int = 784) -> int:
@@ -307,7 +389,8 @@ def _format_bytes(n: float) -> str:
 
 def _check_sizes(cfg: dict, device: torch.device) -> None:
     """Refuse --hidden-dim/--latent-dim that cannot fit in memory, before anything is allocated."""
-    budget = int(0.8 * _available_bytes(device))
+    available, what = _available_bytes(device)
+    budget = int(0.8 * available)
     sizes = {"hidden_dim": cfg["hidden_dim"], "latent_dim": cfg["latent_dim"]}
     need = _training_bytes(sizes["hidden_dim"], sizes["latent_dim"], cfg["batch_size"])
     if need <= budget:
@@ -333,13 +416,13 @@ def _check_sizes(cfg: dict, device: torch.device) -> None:
             raise UsageError(
                 f"--{flag(key)} {sizes[key]} needs about {_format_bytes(need)} for the weights, "
                 f"gradients, Adam's moments and activations, but {device.type} has "
-                f"{_format_bytes(budget / 0.8)} available: the limit here is "
+                f"{_format_bytes(available)} available ({what}): the limit here is "
                 f"--{flag(key)} {low:,} (with --{flag(other)} {sizes[other]})"
             )
     raise UsageError(
         f"--hidden-dim {sizes['hidden_dim']} with --latent-dim {sizes['latent_dim']} "
-        f"needs about {_format_bytes(need)}, more than the {_format_bytes(budget / 0.8)} "
-        f"available on {device.type}: make both smaller"
+        f"needs about {_format_bytes(need)}, more than the {_format_bytes(available)} "
+        f"available on {device.type} ({what}): make both smaller"
     )
 
 
@@ -351,6 +434,11 @@ def _data_request(args: argparse.Namespace, saved: dict | None) -> tuple[str, st
             "name": saved.get("dataset", "mnist"),
             "source": saved.get("data_source", "auto"),
         }
+    if args.data_dir is not None and args.data_source in ("debian", "embedded"):
+        raise UsageError(
+            f"--data-dir is ignored by --data-source {args.data_source}, which reads its own "
+            "files: drop one of the two (--data-source dir reads the folder)"
+        )
     name = args.dataset or record.get("name") or "mnist"
     if args.data_source is None and args.data_dir is None and record:
         source = "dir" if record.get("source") == "download" else record.get("source", "auto")
@@ -407,7 +495,13 @@ def _prepare_out(text: str) -> Path:
     if not text.strip():
         raise UsageError("--out is empty: name a folder, for example --out results")
     out = Path(text)
-    if out.exists() and not out.is_dir():
+    try:
+        exists, is_dir = out.exists(), out.is_dir()
+    except OSError as err:  # a name too long, a loop of links
+        raise UsageError(
+            f"--out {_shorten(text)} cannot be used ({err.strerror or err})"
+        ) from None
+    if exists and not is_dir:
         kind = "a file" if out.is_file() else "not a regular folder (a device or special file)"
         raise UsageError(f"--out {out} exists and is {kind}; name a folder")
     try:
@@ -431,13 +525,40 @@ def _prepare_out(text: str) -> Path:
     return out
 
 
+def _shorten(text: str, width: int = 160) -> str:
+    """``text`` itself, or its start and end around "..." when it is longer than ``width``."""
+    return text if len(text) <= width else f"{text[: width // 2]}...{text[-width // 4 :]}"
+
+
+def _try_lock(fd: int) -> None:
+    """Lock the open file ``fd`` without waiting; BlockingIOError when another process holds it.
+
+    ``fcntl.flock`` on POSIX; ``msvcrt.locking`` of one byte far past the holder's note on
+    Windows, where there is no fcntl (imported here, so the module imports everywhere).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError from None
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @contextmanager
 def _lock(out: Path) -> Iterator[None]:
     """Hold ``out/.aelib.lock`` for the run: a second run into the same folder refuses to start."""
     fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(fd)
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             raise UsageError(
@@ -458,8 +579,17 @@ def _our_outputs(out: Path) -> list[Path]:
     )
 
 
-def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
-    """Remove what a killed write left; refuse or clear the outputs of an earlier run."""
+def _resumed_here(out: Path, args: argparse.Namespace) -> bool:
+    return args.resume is not None and Path(args.resume).resolve().parent == out.resolve()
+
+
+def _check_out(out: Path, args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` whose outputs this run would replace without ``--overwrite``.
+
+    Deletes nothing but aelib's own temporary files (what a killed checkpoint write left); the
+    outputs of an earlier run are cleared by :func:`_clear_stale`, once every check and the data
+    load have passed.
+    """
     leftovers = temporary_files(out)
     for path in leftovers:
         path.unlink(missing_ok=True)
@@ -469,9 +599,8 @@ def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
             + ", ".join(p.name for p in leftovers),
             file=sys.stderr,
         )
-    resumed_here = args.resume is not None and Path(args.resume).resolve().parent == out.resolve()
     old = _our_outputs(out)
-    if old and not (resumed_here or args.overwrite):
+    if old and not (_resumed_here(out, args) or args.overwrite):
         names = [p.name for p in old if not _RECONSTRUCTION.fullmatch(p.name)]
         n_rec = len(old) - len(names)
         names += [f"{n_rec} reconstruction_N.png"] if n_rec else []
@@ -485,8 +614,33 @@ def _tidy_out(out: Path, args: argparse.Namespace, done: int) -> None:
             f"({', '.join(names)}); {hint}replace them with --overwrite, or choose "
             "another --out"
         )
+    target = out / "checkpoint.pt"
+    if (
+        _resumed_here(out, args)
+        and not args.overwrite
+        and target.exists()
+        and not target.samefile(args.resume)
+    ):
+        raise UsageError(
+            f"--resume {args.resume} would continue into {target}, which holds another state "
+            f"of the run ({_epochs_in(target)}): replace it with --overwrite, or choose "
+            "another --out"
+        )
+
+
+def _epochs_in(path: Path) -> str:
+    try:
+        return f"epoch {len(load_checkpoint(path)['history']['train_loss'])}"
+    except (OSError, CheckpointError):
+        return "unreadable"
+
+
+def _clear_stale(out: Path, args: argparse.Namespace, done: int) -> None:
+    """Remove the outputs this run replaces: all of them for a new run (``--overwrite``); for a
+    resumed one the summaries (rewritten at the end) and the pictures of later epochs."""
+    resumed_here = _resumed_here(out, args)
     keep = {Path(args.resume).resolve()} if args.resume else set()
-    for path in old:  # summaries are rewritten at the end; pictures of later epochs are stale
+    for path in _our_outputs(out):
         match = _RECONSTRUCTION.fullmatch(path.name)
         if args.resume is None or not resumed_here and args.overwrite:
             stale = True  # --overwrite: a new run
@@ -586,7 +740,13 @@ def _refuse_seed_offset() -> None:
 
 
 def _read_checkpoint(flag: str, path: str) -> dict:
-    if Path(path).is_dir():
+    try:
+        is_dir = Path(path).is_dir()
+    except OSError as err:  # a name too long, a loop of links
+        raise UsageError(
+            f"{flag} {_shorten(path)} cannot be read ({err.strerror or err})"
+        ) from None
+    if is_dir:
         raise UsageError(f"{flag} {path} is a folder; pass the checkpoint.pt inside it")
     try:
         return load_checkpoint(path)
@@ -632,6 +792,11 @@ class _Progress:
     def saved(self) -> str:
         if self.checkpoint is None:
             return "no epoch was saved; nothing to resume"
+        if self.epoch >= self.epochs:  # trained out: only the figures and metrics may be missing
+            return (
+                f"the checkpoint {self.checkpoint} holds all {self.epochs} epochs; write the "
+                f"figures and metrics.json with: {self.resume_command()}"
+            )
         return (
             f"the checkpoint {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; "
             f"continue with: {self.resume_command()}"
@@ -642,6 +807,8 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
     writer = rank == 0
     state = _load_resume(args.resume)
     saved = state["train_config"] if state else None
+    if saved is not None:
+        _check_saved(saved, args.resume)
     done = len(state["history"]["train_loss"]) if state else 0
     cfg = _resolve(args, saved, done)
     _check_sizes(cfg, device)
@@ -653,7 +820,7 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
     out = _prepare_out(out_text) if writer else Path(out_text)
     with _lock(out) if writer else _nothing():
         if writer:
-            _tidy_out(out, args, done)
+            _check_out(out, args)
         progress = _Progress(args, out, cfg["epochs"], done)
         try:
             return _run(args, cfg, state, out, progress, writer, world, device)
@@ -661,6 +828,23 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
             raise Interrupted(
                 err.signum, f"interrupted by {signal.Signals(err.signum).name}: {progress.saved()}"
             ) from None
+        except (MemoryError, RuntimeError) as err:
+            if not _out_of_memory(err):
+                raise
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else "MemoryError"
+            raise RunFailed(
+                f"ran out of memory ({_shorten(reason)}); try a smaller --batch-size or "
+                f"--hidden-dim; {progress.saved()}"
+            ) from None
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """An allocation failed: MemoryError, torch's OutOfMemoryError, or the CPU allocator's
+    RuntimeError (what a ulimit or a container's limit gives)."""
+    if isinstance(err, MemoryError) or isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    text = str(err)
+    return "can't allocate memory" in text or "not enough memory" in text
 
 
 @contextmanager
@@ -680,7 +864,7 @@ def _run(
 ) -> dict | None:
     saved = state["train_config"] if state else None
     name, source, root = _data_request(args, saved)
-    data = load_dataset(name, source=source, root=root, verbose=writer)
+    data = _load_data(name, source, root, verbose=writer)
     if writer and source == "auto" and data.source == "embedded":
         print(_subset_note(data), file=sys.stderr)
     if state:
@@ -692,14 +876,13 @@ def _run(
     history = History()
     sessions: list[float] = []
     if state:
-        load_model_state(model, state)
-        optimizer.load_state_dict(state["optimizer_state"])
-        if scaler is not None and state.get("scaler_state"):
-            scaler.load_state_dict(state["scaler_state"])
+        _restore_state(args.resume, state, model, optimizer, scaler)
         history = History.from_dict(state["history"])
-        sessions = list(state.get("extra", {}).get("session_seconds", []))
+        sessions = [s for s in state["extra"].get("session_seconds", []) if _is_seconds(s)]
         if writer:
             print(f"Resuming from {args.resume} after epoch {len(history)}")
+    if writer:  # every check has passed and the data are loaded: now replace the old outputs
+        _clear_stale(out, args, len(history))
     train_config = {**cfg, "dataset": data.name, "data_source": data.source, "data": data.record()}
     fixed = to_float(data.x_test[:8])
     start = time.perf_counter()
@@ -733,21 +916,36 @@ def _run(
             out / f"reconstruction_{epoch}.png", lambda p: save_image(pair, p, nrow=8), progress
         )
 
-    fit(
-        model,
-        data.x_train,
-        data.x_test,
-        num_epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
-        seed=cfg["seed"],
-        optimizer=optimizer,
-        history=history,
+    options = FitOptions(
         amp=cfg["amp"],
         compile_mode=args.compile,
-        progress=not args.quiet,
-        on_epoch_end=after_epoch if writer else None,
         scaler=scaler,
+        fail_diverged_end=True,  # --epochs 1 at a wild --lr must not end as a success
     )
+    try:
+        fit(
+            model,
+            data.x_train,
+            data.x_test,
+            num_epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"],
+            seed=cfg["seed"],
+            optimizer=optimizer,
+            history=history,
+            progress=not args.quiet,
+            on_epoch_end=after_epoch if writer else None,
+            options=options,
+        )
+    except Exception as err:
+        if not (
+            args.compile and type(err).__module__.startswith(("torch._dynamo", "torch._inductor"))
+        ):
+            raise
+        reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise UsageError(
+            f"--compile {args.compile} could not compile the model ({_shorten(reason)}); "
+            "install a C++ compiler (g++ or clang), or drop --compile"
+        ) from None
     if not writer:
         return None
     if len(history) == 0:  # --epochs 0: the untrained model, for a later --resume
@@ -766,6 +964,53 @@ def _run(
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"Wrote {', '.join(names)} to {out}/")
     return metrics
+
+
+def _load_data(name: str, source: str, root: str | None, verbose: bool = True, split="all"):
+    """:func:`load_dataset`, its argument errors (a checkpoint's odd record) as bad input."""
+    try:
+        return load_dataset(name, source=source, root=root, verbose=verbose, split=split)
+    except IdxFormatError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _restore_state(path: str, state: dict, model, optimizer, scaler) -> None:
+    """Load the checkpoint's weights, optimizer and scaler states; refuse ones that do not fit."""
+    load_model_state(model, state)
+    try:
+        if state["optimizer_state"] is not None:
+            _check_optimizer_shapes(optimizer, state["optimizer_state"])
+            optimizer.load_state_dict(state["optimizer_state"])
+        if scaler is not None and state.get("scaler_state"):
+            scaler.load_state_dict(state["scaler_state"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        raise UsageError(
+            f"--resume {path}: the checkpoint's optimizer state does not fit its model "
+            f"({type(err).__name__}: {_shorten(str(err), 100)}); use another copy or start a "
+            "new run"
+        ) from None
+
+
+def _check_optimizer_shapes(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """ValueError unless every per-parameter tensor of ``saved`` (Adam's moments) has its
+    parameter's shape: torch's ``load_state_dict`` checks only the number of parameters."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, entry in saved["state"].items():
+        if not 0 <= index < len(params):
+            raise ValueError(f"state for parameter {index} of {len(params)}")
+        for name, value in entry.items():
+            shape = params[index].shape
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != shape:
+                raise ValueError(
+                    f"{name} of parameter {index} is {tuple(value.shape)}, the parameter "
+                    f"{tuple(shape)}"
+                )
+
+
+def _is_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
 def _write(path: Path, write, progress: _Progress) -> None:
@@ -831,16 +1076,27 @@ def evaluate_command(args: argparse.Namespace) -> float:
     """
     device = _device(args.device)
     state = _read_checkpoint("--checkpoint", args.checkpoint)
+    saved = state["train_config"]
+    _check_saved(saved, args.checkpoint, "--checkpoint")
     model = restore_model(state).to(device)
-    saved = state.get("train_config") or {}
     name, source, root = _data_request(args, saved)
-    data = load_dataset(name, source=source, root=root, split="test")
+    record = saved.get("data") or {}
+    own = args.dataset is None and args.data_source is None and args.data_dir is None
+    key = next((k for k in ("test_sha256", "sha256") if own and k in record), None)
+    split = "all" if key == "sha256" else "test"  # checkpoints before test_sha256: both splits
+    data = _load_data(name, source, root, split=split)
+    if key is not None:
+        now = data.fingerprint("test" if key == "test_sha256" else "all")
+        if now != record[key]:
+            raise UsageError(
+                f"the data at {data.location} are not those the checkpoint was trained on "
+                f"(sha256 {record[key][:12]}... -> {now[:12]}...); name the data with "
+                "--dataset/--data-source/--data-dir to evaluate on other data on purpose"
+            )
     is_vae = isinstance(model, VariationalAutoencoder)
     loss_fn = negative_elbo if is_vae else bce_loss
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(
-            saved.get("seed", 0)
-        )  # a VAE's loss draws codes: the same ones every time
+        torch.manual_seed(saved.get("seed", 0))  # a VAE's loss draws codes: the same each time
         loss = evaluate(model, data.x_test, loss_fn)
     print(f"====> Test set loss: {loss:.4f}")
     return loss
@@ -849,26 +1105,72 @@ def evaluate_command(args: argparse.Namespace) -> float:
 # ---------------------------------------------------------------- entry point
 
 
+class _ClosablePipe:
+    """``sys.stdout`` that survives its reader going away (``| head -1``): output stops, the run
+    goes on, and :attr:`closed_early` says so."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_early = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_early:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_early:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def _closed(self) -> None:
+        self.closed_early = True
+        try:  # what is left in the buffer then goes nowhere, also at the interpreter's exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m aelib``; returns 0, or exits with one line on stderr.
 
     Exit codes: 2 for bad input, 1 for a failed run, 130/143 for SIGINT/SIGTERM. Other errors are
-    bugs: they propagate with their traceback.
+    bugs: they propagate with their traceback. A closed standard output (``| head -1``) does not
+    stop the run: it ends with a note on stderr.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     prefix = f"{parser.prog} {args.command}"
     command = train_command if args.command == "train" else evaluate_command
+    stdout = sys.stdout = _ClosablePipe(sys.stdout)
     try:
         with _signals_raise():
             _refuse_seed_offset()
             command(args)
+            stdout.flush()
     except BAD_INPUT as err:
         parser.exit(2, f"{prefix}: error: {err}\n")
     except RUN_FAILED as err:
         parser.exit(1, f"{prefix}: training failed: {err}\n")
     except Interrupted as err:
         parser.exit(128 + err.signum, f"{prefix}: {err}\n")
+    finally:
+        sys.stdout = stdout.stream
+    if stdout.closed_early:
+        print(
+            f"{prefix}: note: the standard output was closed before the end (a pipe such as "
+            "| head); the command ran to the end",
+            file=sys.stderr,
+        )
     return 0
 
 

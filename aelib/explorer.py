@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.utils import make_grid, save_image
 
-from .data import to_float
-from .inference import _codes, _one_image, codes_to_images, decode_segment, denoise, interpolate
+from .images import one_image, to_float
+from .inference import _codes, codes_to_images, decode_segment, denoise, interpolate
 from .metrics import psnr
 from .plotting import image_grid, latent_grid
 
@@ -184,10 +184,10 @@ def interpolation_explorer(
         An :class:`Explorer` whose ``update(t)`` returns ``(2, 28, 28)``: decoding, cross-fade.
     """
     a, b = (
-        to_float(_one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b"))
+        to_float(one_image(x, name)).reshape(28, 28) for x, name in ((x_a, "x_a"), (x_b, "x_b"))
     )
     z_a, z_b = _codes(
-        model, _one_image(x_a, "x_a"), _one_image(x_b, "x_b")
+        model, one_image(x_a, "x_a"), one_image(x_b, "x_b")
     )  # once: a move only decodes
     controls = {"t": _slider("t", 0.5, 0.0, 1.0, step)}
     image, caption = widgets.Image(format="png"), widgets.HTML()
@@ -287,7 +287,7 @@ def interpolation_figure(
         The figure.
     """
     t = torch.linspace(0, 1, steps)
-    a, b = (to_float(_one_image(x, name)) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
+    a, b = (to_float(one_image(x, name)) for x, name in ((x_a, "x_a"), (x_b, "x_b")))
     fades = (1 - t[:, None]) * a + t[:, None] * b
     return image_grid(
         torch.cat([interpolate(model, x_a, x_b, t).reshape(steps, 784), fades]),

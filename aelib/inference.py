@@ -1,9 +1,11 @@
 """Inference with a trained autoencoder: images to codes, codes to images, walks and denoising.
 
 These helpers work on whole batches in eval mode and return CPU tensors a reader can plot: codes
-``(B, m)`` and pixel probabilities shaped like images ``(B, 28, 28)``. They are not the models'
-own ``encode``/``decode``: ``model.decode`` returns logits on the model's device, while
-:func:`codes_to_images` applies the sigmoid and moves the result to the CPU.
+``(B, m)`` and pixels shaped like images ``(B, 28, 28)``. They are not the models' own
+``encode``/``decode``: ``model.decode`` returns the decoder's output (logits, for most models) on
+the model's device, while :func:`codes_to_images` turns it into pixels with the model's own
+``to_pixels`` (a sigmoid of logits; a linear model's values as they are) and moves them to the
+CPU. Inputs holding NaN or infinite values are refused with the argument's name.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import to_float
+from .images import check_finite, one_image, to_float
+from .models import to_pixels
 from .regularizers import GaussianNoise
 from .utils import eval_mode, generator
 
 
 @torch.no_grad()
 def codes_to_images(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities of codes, in eval mode. Args: z ``(B, m)``. Returns: ``(B, 28, 28)``."""
+    """Pixels of codes, in eval mode. Args: z ``(B, m)``. Returns: ``(B, 28, 28)``.
+
+    The decoder's output through the model's ``to_pixels``: pixel probabilities for a model with
+    logits (a sigmoid), the decoded values themselves for a linear one.
+    """
+    z = check_finite(z, "z")
     with eval_mode(model):
-        x_hat = torch.sigmoid(model.decode(z.to(next(model.parameters()).device))).cpu()
+        x_hat = to_pixels(model, model.decode(z.to(next(model.parameters()).device))).cpu()
     return x_hat.reshape(len(z), 28, 28)
 
 
@@ -33,8 +41,9 @@ def images_to_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, m)``.
     """
+    x = to_float(check_finite(x, "x"))
     with eval_mode(model):
-        return model.encode(to_float(x).to(next(model.parameters()).device)).cpu()
+        return model.encode(x.to(next(model.parameters()).device)).cpu()
 
 
 def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> torch.Tensor:
@@ -48,7 +57,7 @@ def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t) -> to
     Returns:
         ``(T, 28, 28)`` pixel probabilities.
     """
-    x_a, x_b = _one_image(x_a, "x_a"), _one_image(x_b, "x_b")
+    x_a, x_b = one_image(x_a, "x_a"), one_image(x_b, "x_b")
     return decode_segment(model, *_codes(model, x_a, x_b), t)[:, 0]
 
 
@@ -63,6 +72,7 @@ def interpolate_pairs(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, t)
     Returns:
         ``(T, B, 28, 28)`` pixel probabilities.
     """
+    x_a, x_b = check_finite(x_a, "x_a"), check_finite(x_b, "x_b")
     if x_a.shape != x_b.shape:
         raise ValueError(
             "x_a and x_b must pair up image by image, "
@@ -75,6 +85,7 @@ def _codes(
     model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``f(x_a)`` and ``f(x_b)``, each ``(B, m)``, from one encoder pass."""
+    x_a, x_b = check_finite(x_a, "x_a"), check_finite(x_b, "x_b")
     z = images_to_codes(model, torch.cat([to_float(x_a), to_float(x_b)]))
     return z[: len(x_a)], z[len(x_a) :]
 
@@ -82,7 +93,7 @@ def _codes(
 def decode_segment(model: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, t) -> torch.Tensor:
     """Decodings of ``(1 - t) z_a + t z_b`` for positions ``t`` in [0, 1]: ``(T, B, 28, 28)``."""
     t = torch.as_tensor(t, dtype=z_a.dtype).reshape(-1, 1, 1)
-    if ((t < 0) | (t > 1)).any():
+    if not ((t >= 0) & (t <= 1)).all():  # NaN fails too
         raise ValueError(f"interpolation positions must lie in [0, 1], got {t.flatten().tolist()}")
     codes = (1 - t) * z_a + t * z_b
     return codes_to_images(model, codes.flatten(0, 1)).reshape(len(t), len(z_a), 28, 28)
@@ -104,17 +115,8 @@ def denoise(
     Returns:
         ``(noisy, denoised)``, each ``(B, 28, 28)``.
     """
-    clean = to_float(x)
+    clean = to_float(check_finite(x, "x"))
     noisy = GaussianNoise(std)(clean, generator(seed))
     with eval_mode(model):  # reconstruct runs without autograd already
         denoised = model.reconstruct(noisy.to(next(model.parameters()).device)).cpu()
     return noisy.reshape(-1, 28, 28), denoised.reshape(-1, 28, 28)
-
-
-def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
-    if x.numel() != 784:
-        raise ValueError(
-            f"{name} must be one 28x28 image ((784,), (1, 784) or (1, 1, 28, 28)), "
-            f"got {tuple(x.shape)}"
-        )
-    return x.reshape(1, 784)

@@ -56,6 +56,27 @@ def mse_loss(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target, reduction="sum") / target.shape[0]
 
 
+def gaussian_kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mu_j, exp(logvar_j)) || N(0, 1))`` of every code coordinate, in closed form.
+
+    ``KL_j = -1/2 (1 + logvar_j - mu_j^2 - exp(logvar_j))`` (Kingma & Welling 2014, appendix B):
+    the one formula behind :func:`gaussian_kl`, :func:`aelib.vae.elbo_terms`' rate and
+    :func:`aelib.vae.kl_per_dimension`.
+
+    Args:
+        mu: means ``(B, m)``.
+        logvar: log-variances ``(B, m)``.
+    Returns:
+        ``(B, m)`` in nats.
+    """
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(
+            "expected mu and logvar of the same shape (B, m), "
+            f"got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form: summed over z, mean over images.
 
@@ -68,12 +89,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Returns:
         Scalar tensor.
     """
-    if mu.shape != logvar.shape or mu.dim() != 2:
-        raise ValueError(
-            "expected mu and logvar of the same shape (B, m), "
-            f"got {tuple(mu.shape)} and {tuple(logvar.shape)}"
-        )
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
+    return gaussian_kl_terms(mu, logvar).sum(dim=1).mean()
 
 
 def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:

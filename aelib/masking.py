@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .models import to_pixels
 from .utils import draw
 
 MASKED = -1.0
@@ -97,6 +98,8 @@ class MaskedAutoencoder(nn.Module):
         super().__init__()
         self.autoencoder = autoencoder
         self.input_dim = autoencoder.input_dim
+        self.latent_dim = getattr(autoencoder, "latent_dim", None)
+        self.output = getattr(autoencoder, "output", "logits")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Code of images ``(B, 784)``, hidden pixels read as 0. Returns: ``(B, m)``."""
@@ -105,6 +108,15 @@ class MaskedAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 784)`` of codes ``(B, m)``."""
         return self.autoencoder.decode(z)
+
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """Pixels from the wrapped autoencoder's decoder output (its own ``to_pixels``)."""
+        return to_pixels(self.autoencoder, output)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels of the whole image, hidden pixels filled in, in the shape of ``x``."""
+        return self.to_pixels(self.decode(self.encode(x))).reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> MaskedOutput:
         """Args: x ``(B, 784)``, hidden pixels ``MASKED``. Returns: :class:`MaskedOutput`."""

@@ -18,8 +18,8 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score, roc_cu
 from torch import nn
 from torch.nn import functional as F
 
-from .data import to_float
-from .utils import eval_mode
+from .images import check_finite, to_float
+from .utils import check_positive_int, eval_mode
 
 # --- image quality ----------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ def reconstruction_errors(
     model: nn.Module,
     x: torch.Tensor,
     loss: str = "bce",
-    output: str = "logits",
+    output: str | None = None,
     batch_size: int = 1024,
 ) -> torch.Tensor:
     """The reconstruction loss of every input, summed over its features: the anomaly score.
@@ -73,23 +73,30 @@ def reconstruction_errors(
             (squared error).
         output: what the decoder returns: ``"logits"`` (a sigmoid gives the reconstruction; models
             trained with :func:`aelib.bce_loss`) or ``"values"`` (the reconstruction itself; models
-            trained with :func:`aelib.mse_loss`). ``"bce"`` needs ``"logits"``.
+            trained with :func:`aelib.mse_loss`). ``"bce"`` needs ``"logits"``. Default: the
+            model's own ``output`` attribute (``"values"`` for :class:`aelib.LinearAutoencoder`),
+            else ``"logits"``.
         batch_size: inputs per forward pass.
     Returns:
         ``(N,)`` float tensor on the CPU: one error per input.
     """
+    if output is None:
+        output = getattr(model, "output", "logits")
     if loss not in ("bce", "mse"):
         raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
     if output not in ("logits", "values"):
         raise ValueError(f"output must be 'logits' or 'values', got {output!r}")
     if loss == "bce" and output != "logits":
-        raise ValueError("loss='bce' is computed from logits: pass output='logits'")
+        raise ValueError(
+            f"loss='bce' is computed from logits but the output is {output!r}: pass "
+            "output='logits', or loss='mse'"
+        )
+    x = check_finite(x, "x")
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(
             f"expected a non-empty batch (N, d) or (N, 1, H, W), got {tuple(x.shape)}"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     x = to_float(x)
     errors = []
@@ -188,10 +195,7 @@ def bits_per_image(latent_dim: int, bits: int) -> int:
     Returns:
         ``latent_dim * bits``, the bits that store one image's code.
     """
-    for name, value in (("latent_dim", latent_dim), ("bits", bits)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return latent_dim * bits
+    return check_positive_int("latent_dim", latent_dim) * check_positive_int("bits", bits)
 
 
 def quantize(z: torch.Tensor, bits: int, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -209,8 +213,7 @@ def quantize(z: torch.Tensor, bits: int, low: torch.Tensor, high: torch.Tensor) 
     Returns:
         The dequantized codes ``(B, m)``: what a decoder gets after storage in ``m * bits`` bits.
     """
-    if not isinstance(bits, int) or bits < 1:
-        raise ValueError(f"bits must be a positive integer, got {bits!r}")
+    check_positive_int("bits", bits)
     if z.dim() != 2 or low.shape != (z.shape[1],) or high.shape != (z.shape[1],):
         raise ValueError(
             f"expected codes (B, m) and ends (m,), got {tuple(z.shape)}, "

@@ -14,44 +14,64 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import to_float
-from .utils import draw
+from .images import image_batch, to_float
+from .utils import check_positive_int, draw
 
 
-def flatten_images(x: torch.Tensor, input_dim: int) -> torch.Tensor:
-    """``(B, input_dim)`` from ``(B, input_dim)`` or ``(B, 1, H, W)`` with ``H * W == input_dim``.
+def flatten_images(
+    x: torch.Tensor, input_dim: int, dtype: torch.dtype | None = None, name: str = "x"
+) -> torch.Tensor:
+    """``(B, input_dim)`` from ``(B, input_dim)`` or ``(B, 1, H, W)`` (:func:`image_batch`).
+
+    uint8 images are scaled to [0, 1]; floats must be of ``dtype`` (the model's) when given.
 
     Raises:
-        ValueError: any other shape, with what was expected and what arrived.
+        TypeError, ValueError: not a tensor, another shape, an empty batch, another dtype; the
+            message names ``name`` and says what was expected.
     """
-    ok = (x.dim() == 2 and x.shape[1] == input_dim) or (
-        x.dim() == 4 and x.shape[1] == 1 and x.shape[2] * x.shape[3] == input_dim
-    )
-    if not ok:
-        raise ValueError(
-            f"expected a batch of shape (B, {input_dim}) or (B, 1, H, W) with "
-            f"H*W = {input_dim}, got {tuple(x.shape)}"
-        )
-    if not x.is_floating_point():
-        raise ValueError(
-            f"expected float pixels in [0, 1], got dtype {x.dtype}; "
-            "convert uint8 images with aelib.data.to_float(x)"
-        )
-    return x.reshape(x.shape[0], input_dim)
+    return image_batch(x, input_dim, name, dtype)
+
+
+def _dtype(module: nn.Module) -> torch.dtype | None:
+    """The dtype of a module's first parameter (the dtype its inputs must have)."""
+    first = next(module.parameters(), None)
+    return None if first is None else first.dtype
 
 
 def _check_sizes(**sizes: int) -> None:
     """Raise a ValueError naming the first size that is not a positive integer."""
     for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
 
 
-def check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """``z`` if it is a batch of codes ``(B, latent_dim)``; else a ValueError saying so."""
+def check_codes(z: torch.Tensor, latent_dim: int, name: str = "z") -> torch.Tensor:
+    """``z`` if it is a batch of codes ``(B, latent_dim)``; else an error naming ``name``."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of codes, got {type(z).__name__}")
     if z.dim() != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"expected codes of shape (B, {latent_dim}), got {tuple(z.shape)}")
     return z
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The reparameterization trick ``z = mu + exp(logvar / 2) * eps`` (Kingma & Welling 2014,
+    sec. 2.4; book: ``04-reparam``), differentiable in ``mu`` and ``logvar``.
+
+    Args:
+        mu: means ``(..., m)``.
+        logvar: log-variances ``log sigma^2``, broadcastable with ``mu``.
+        eps: standard normal draws, broadcastable with both (e.g. ``(k, B, m)``).
+    Returns:
+        ``z`` in the broadcast shape.
+    """
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def to_pixels(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """A decoder output as pixels: the model's own :meth:`to_pixels` (a sigmoid of logits for
+    models trained with BCE, the values themselves for linear outputs), else a sigmoid."""
+    own = getattr(model, "to_pixels", None)
+    return own(output) if own is not None else torch.sigmoid(output)
 
 
 class Standardize(nn.Module):
@@ -85,16 +105,23 @@ class TiedLinear(nn.Module):
 
 
 class AutoencoderBase(nn.Module):
-    """What every deterministic autoencoder here shares: ``decode``, ``forward``, ``reconstruct``.
+    """What every deterministic autoencoder here shares: the model contract of aelib.
+
+    - ``encode(x)``: images ``(B, d)`` or ``(B, 1, H, W)`` (uint8 or floats) to codes ``(B, m)``;
+    - ``decode(z)``: codes to the decoder's output ``(B, d)``: **logits** when ``output`` is
+      ``"logits"`` (models trained with :func:`aelib.bce_loss`), the reconstruction itself when
+      it is ``"values"`` (a linear output layer, :func:`aelib.mse_loss`);
+    - ``to_pixels(out)``: that output as pixels (a sigmoid of logits, values as they are);
+    - ``reconstruct(x)``: pixels ``to_pixels(decode(encode(x)))`` in the shape of ``x``.
 
     A subclass sets ``input_dim``, ``latent_dim``, ``encoder`` and ``decoder`` and defines
-    :meth:`encode`; ``forward`` returns the decoder's **logits** and :meth:`reconstruct`
-    applies the sigmoid, so :func:`aelib.losses.bce_loss` and :func:`aelib.fit` apply to every
-    subclass.
+    :meth:`encode`; ``forward`` returns ``decode(encode(x))``, so :func:`aelib.fit` and the
+    helpers of :mod:`aelib.inference` apply to every subclass.
     """
 
     input_dim: int
     latent_dim: int
+    output = "logits"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``, in [0, 1]. Returns: ``(B, m)``."""
@@ -108,10 +135,18 @@ class AutoencoderBase(nn.Module):
         """Reconstruction logits. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: ``(B, d)``."""
         return self.decode(self.encode(x))
 
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """Pixels from a decoder output: ``sigmoid(output)`` (logits)."""
+        return torch.sigmoid(output)
+
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel probabilities ``x_hat = sigmoid(g(f(x)))`` in the shape of ``x``."""
-        return torch.sigmoid(self(x)).reshape(x.shape)
+        return self.to_pixels(self(x)).reshape(x.shape)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as rows ``(B, input_dim)`` in the model's dtype (uint8 scaled to [0, 1])."""
+        return flatten_images(x, self.input_dim, _dtype(self))
 
 
 class Autoencoder(AutoencoderBase):
@@ -154,6 +189,10 @@ class Autoencoder(AutoencoderBase):
                 raise ValueError(
                     f"unknown activation {value!r}: choose one of {', '.join(self._ACTIVATIONS)}"
                 )
+        if isinstance(hidden_dim, (str, bytes)) or not isinstance(hidden_dim, (int, Sequence)):
+            raise ValueError(
+                f"hidden_dim must be a positive integer or a sequence of them, got {hidden_dim!r}"
+            )
         hidden = [hidden_dim] if isinstance(hidden_dim, int) else list(hidden_dim)
         _check_sizes(
             input_dim=input_dim,
@@ -191,7 +230,7 @@ class Autoencoder(AutoencoderBase):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Code. Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: ``(B, m)``."""
-        return self.encoder(flatten_images(x, self.input_dim))
+        return self.encoder(self._inputs(x))
 
 
 class LinearAutoencoder(AutoencoderBase):
@@ -199,7 +238,8 @@ class LinearAutoencoder(AutoencoderBase):
 
     Trained with squared error it finds the PCA subspace (Baldi & Hornik 1989). Unlike
     :class:`aelib.Autoencoder`, whose outputs are logits, its outputs are the reconstructions
-    themselves: train it with :func:`aelib.mse_loss`; :meth:`reconstruct` applies no sigmoid.
+    themselves (``output = "values"``): train it with :func:`aelib.mse_loss`; :meth:`to_pixels`
+    and :meth:`reconstruct` apply no sigmoid.
 
     Args:
         input_dim: ``d``, values per input.
@@ -209,6 +249,8 @@ class LinearAutoencoder(AutoencoderBase):
             encoding and added back after decoding; default zeros. Centring changes no reachable
             function when ``bias`` is on, but it makes gradient descent far better conditioned.
     """
+
+    output = "values"
 
     def __init__(
         self,
@@ -233,16 +275,15 @@ class LinearAutoencoder(AutoencoderBase):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Code. Args: x ``(B, d)`` or ``(B, 1, H, W)``. Returns: z ``(B, m)``."""
-        return self.encoder(flatten_images(x, self.input_dim) - self.center)
+        return self.encoder(self._inputs(x) - self.center)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction. Args: z ``(B, m)``. Returns: x_hat ``(B, d)``."""
         return super().decode(z) + self.center
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in the shape of ``x`` (no sigmoid: the output layer is linear)."""
-        return self(x).reshape(x.shape)
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """The output itself: the output layer is linear (no sigmoid)."""
+        return output
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -318,7 +359,7 @@ class VariationalAutoencoder(nn.Module):
         Returns:
             ``(mu, logvar)``, each ``(B, m)``.
         """
-        h = self.encoder(flatten_images(x, self.input_dim))
+        h = self.encoder(flatten_images(x, self.input_dim, _dtype(self)))
         return self.to_mu(h), self.to_logvar(h)
 
     def reparameterize(
@@ -333,8 +374,7 @@ class VariationalAutoencoder(nn.Module):
         Returns:
             ``z = mu + sigma * eps``, ``eps ~ N(0, I)``, ``(B, m)``, differentiable in ``mu``.
         """
-        eps = draw("normal", mu.shape, generator, mu.device, mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterize(mu, logvar, draw("normal", mu.shape, generator, mu.device, mu.dtype))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of p(x|z). Args: z ``(B, m)``. Returns: ``(B, d)``."""
@@ -345,10 +385,16 @@ class VariationalAutoencoder(nn.Module):
         mu, logvar = self.encode_distribution(x)
         return VAEOutput(self.decode(self.reparameterize(mu, logvar, generator)), mu, logvar)
 
+    output = "logits"
+
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities ``sigmoid(output)`` of the decoder's logits."""
+        return torch.sigmoid(output)
+
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoded mean code ``sigmoid(g(mu(x)))`` in the shape of ``x`` (no sampling)."""
-        return torch.sigmoid(self.decode(self.encode(x))).reshape(x.shape)
+        return self.to_pixels(self.decode(self.encode(x))).reshape(x.shape)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -360,9 +406,10 @@ class VariationalAutoencoder(nn.Module):
         Returns:
             Pixel probabilities ``(n, d)``.
         """
+        check_positive_int("n", n)
         device = next(self.parameters()).device
         z = draw("normal", (n, self.latent_dim), generator, device)
-        return torch.sigmoid(self.decode(z))
+        return self.to_pixels(self.decode(z))
 
 
 class ConvAutoencoder(AutoencoderBase):
@@ -416,4 +463,4 @@ class ConvAutoencoder(AutoencoderBase):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x ``(B, 784)`` or ``(B, 1, 28, 28)`` in [0, 1]. Returns: z ``(B, m)``."""
-        return self.encoder(flatten_images(x, 784).reshape(-1, 1, 28, 28))
+        return self.encoder(self._inputs(x).reshape(-1, 1, 28, 28))

@@ -9,8 +9,9 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from .data import to_float
-from .train import History
+from .history import History
+from .images import to_float
+from .models import to_pixels
 from .utils import eval_mode
 
 
@@ -175,12 +176,13 @@ def latent_grid(
 ) -> Figure:
     """Decode an ``n`` x ``n`` grid of codes spanning a rectangle of a 2-D latent plane.
 
-    The image in column ``j`` and row ``i`` is ``sigmoid(model.decode(z))`` at
+    The image in column ``j`` and row ``i`` is the decoding of
     ``z = (z1_j, z2_i)``, with ``z1`` growing to the right and ``z2`` growing upwards, as in
     :func:`latent_scatter`; the axes are labelled in latent coordinates.
 
     Args:
-        model: has ``latent_dim == 2`` and ``decode(z) -> logits (B, 784)``.
+        model: has ``latent_dim == 2`` and ``decode(z) -> (B, 784)`` (logits, made pixels by
+            its ``to_pixels``).
         z_min: lower-left corner ``(z1, z2)`` of the rectangle.
         z_max: upper-right corner ``(z1, z2)``.
         n: images per side.
@@ -206,7 +208,7 @@ def latent_grid(
     z2 = torch.linspace(z_max[1], z_min[1], n)  # top row first: z2 grows upwards
     codes = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
     with eval_mode(model):
-        images = torch.sigmoid(model.decode(codes.to(device))).cpu().reshape(-1, 1, 28, 28)
+        images = to_pixels(model, model.decode(codes.to(device))).cpu().reshape(-1, 1, 28, 28)
     grid = make_grid(images, nrow=n, padding=0)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))

@@ -159,7 +159,7 @@ class Contractive:
 
 
 def _check_rate(name: str, value: float) -> float:
-    if not 0 <= value <= 1:
+    if not 0 <= value <= 1:  # NaN fails too
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
     return value
 
@@ -168,7 +168,7 @@ class GaussianNoise:
     """x_tilde = clip(x + std * eps, 0, 1), eps ~ N(0, I)."""
 
     def __init__(self, std: float):
-        if std < 0:
+        if not std >= 0:  # NaN fails too
             raise ValueError(f"std must be non-negative, got {std}")
         self.std = std
 
@@ -186,7 +186,7 @@ class BlindGaussianNoise:
     """
 
     def __init__(self, max_std: float):
-        if max_std < 0:
+        if not max_std >= 0:
             raise ValueError(f"max_std must be non-negative, got {max_std}")
         self.max_std = max_std
 

@@ -52,6 +52,7 @@ class TopKSparseAutoencoder(nn.Module):
         if not 1 <= k <= num_latents:
             raise ValueError(f"k must lie in [1, num_latents={num_latents}], got {k}")
         self.input_dim, self.num_latents, self.k = input_dim, num_latents, k
+        self.latent_dim = num_latents
         w = torch.randn(input_dim, num_latents, generator=generator(seed))
         w = w / w.norm(dim=0, keepdim=True)
         self.w_dec = nn.Parameter(w)  # (d, n): one unit column per latent
@@ -65,7 +66,7 @@ class TopKSparseAutoencoder(nn.Module):
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """Sparse codes. Args: h ``(B, d)``. Returns: z ``(B, n)``, at most ``k`` non-zeros."""
-        if h.dim() != 2 or h.shape[1] != self.input_dim:
+        if not isinstance(h, torch.Tensor) or h.dim() != 2 or h.shape[1] != self.input_dim:
             raise ValueError(f"expected activations (B, {self.input_dim}), got {tuple(h.shape)}")
         return topk_activation((h - self.b_pre) @ self.w_enc.T + self.b_enc, self.k)
 
@@ -76,6 +77,17 @@ class TopKSparseAutoencoder(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Args: h ``(B, d)``. Returns: h_hat ``(B, d)``."""
         return self.decode(self.encode(h))
+
+    output = "values"
+
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """The reconstructed activations themselves (the decoder is linear)."""
+        return output
+
+    @torch.no_grad()
+    def reconstruct(self, h: torch.Tensor) -> torch.Tensor:
+        """The reconstructed activations ``h_hat`` ``(B, d)``, without autograd."""
+        return self(h)
 
 
 def l0(z: torch.Tensor) -> float:

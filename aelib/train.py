@@ -13,24 +13,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import to_float
 from .distributed import Shard, local_device
+from .history import History
 from .hooks import EpochLog, NonFiniteLossError, Step
+from .images import image_batch
 from .losses import bce_loss
-from .utils import eval_mode, pick_device, preserved_random_states, resolve_seed
+from .utils import (
+    MAX_SEED,
+    check_positive_int,
+    check_positive_number,
+    eval_mode,
+    pick_device,
+    preserved_random_states,
+    resolve_seed,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 __all__ = [
+    "FitOptions",
     "History",
     "LossDivergedError",
     "NonFiniteLossError",
@@ -122,34 +132,9 @@ def evaluate(
     Raises:
         ValueError: ``x`` is empty, not images, outside [0, 1] or not finite; a bad batch size.
     """
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     x = _check_images(x, "x", getattr(model, "input_dim", None))
     return _evaluate(model, x, loss_fn, batch_size)
-
-
-@dataclass
-class History:
-    """Per-epoch losses (mean per image, as the seed printed them) and epoch times in seconds.
-
-    ``first_batch_loss`` is the loss of the run's first batch, before any step: the yardstick of
-    the divergence check, kept here so that a resumed run checks against the same number.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
-    first_batch_loss: float | None = None
-
-    def __len__(self) -> int:
-        return len(self.train_loss)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        lists = {k: list(d.get(k, [])) for k in ("train_loss", "test_loss", "epoch_seconds")}
-        return cls(**lists, first_batch_loss=d.get("first_batch_loss"))
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.Adam:
@@ -161,8 +146,7 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.Adam:
     Returns:
         A ``torch.optim.Adam`` with the default betas (0.9, 0.999) and eps 1e-8.
     """
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    check_positive_number("lr", lr)
     device = next(model.parameters()).device
     try:
         fused = device.type in ("cpu", "cuda", "mps")
@@ -189,6 +173,43 @@ def make_scaler(amp: bool, device: str | torch.device) -> torch.amp.GradScaler |
     return torch.amp.GradScaler(device.type) if amp and device.type in ("cuda", "mps") else None
 
 
+@dataclass
+class FitOptions:
+    """How :func:`fit` runs, beyond what it trains: speed, precision and the checks that stop it.
+
+    The book's chapters never need these; the command line (``python -m aelib train``) does.
+
+    Attributes:
+        amp: mixed precision for the forward pass (float16 with loss scaling on CUDA and MPS,
+            bfloat16 on the CPU); the loss is still computed and reported in float32.
+        compile_mode: ``None`` (eager), or a ``torch.compile`` mode such as ``"default"``.
+        scaler: the loss scaler of a mixed-precision run (to resume one: pass the same one, or
+            one restored from its ``state_dict``); default :func:`make_scaler`.
+        check_every: batches between the reads of the losses (progress bar and NaN check).
+        divergence_factor: stop when two epochs in a row end with a training loss above this
+            many times the first batch's loss; None turns the check off.
+        fail_diverged_end: also stop when the last epoch of the call ends above that bound (no
+            epoch is left to recover in): a run of one epoch at a wild learning rate fails
+            instead of returning a useless model. Off by default: chapter 5 shows such a run.
+    """
+
+    amp: bool = False
+    compile_mode: str | None = None
+    scaler: torch.amp.GradScaler | None = None
+    check_every: int = 50
+    divergence_factor: float | None = 10.0
+    fail_diverged_end: bool = False
+
+    def check(self) -> None:
+        """Raise a ValueError naming the first setting out of range."""
+        check_positive_int("check_every", self.check_every)
+        factor = self.divergence_factor
+        if factor is not None and not (
+            isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 1
+        ):
+            raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
+
+
 def fit(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -206,16 +227,12 @@ def fit(
     # to continue a run
     optimizer: torch.optim.Optimizer | None = None,
     history: History | None = None,
-    scaler: torch.amp.GradScaler | None = None,
     # what to show
     progress: bool = True,
     verbose: bool = True,
     on_epoch_end: Callable[[int, History], None] | None = None,
-    # speed and checks
-    amp: bool = False,
-    compile_mode: str | None = None,
-    check_every: int = 50,
-    divergence_factor: float | None = 10.0,
+    # speed, precision and checks
+    options: FitOptions | None = None,
 ) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
 
@@ -224,12 +241,13 @@ def fit(
     where ``x_in = corruption(x, noise)`` (denoising) or ``x`` itself. Adam is invariant to the
     scale of the loss (up to its ``eps``), so this takes the same steps as the seed's summed loss.
 
-    Randomness: each epoch draws from CPU generators seeded by ``(seed, epoch)``, one stream
-    each for the order of the images, the corruptions and the global generator (a VAE's
-    samples), and moves the numbers to the device; so runs repeat exactly, a seed gives the same
-    draws on every device, resumed runs match, and the caller's random state is restored after.
-    To resume, pass the restored ``optimizer``, ``history`` and ``scaler``: training continues
-    at epoch ``len(history) + 1`` and stops after epoch ``num_epochs`` (a total).
+    Randomness: each epoch draws from CPU generators seeded by ``(seed, epoch)``
+    (:func:`epoch_streams`), one stream each for the order of the images, the corruptions and
+    the global generator (a VAE's samples), and moves the numbers to the device; so runs repeat
+    exactly, a seed gives the same draws on every device, resumed runs match, and the caller's
+    random state is restored after. To resume, pass the restored ``optimizer`` and ``history``
+    (and ``options.scaler``): training continues at epoch ``len(history) + 1`` and stops after
+    epoch ``num_epochs`` (a total).
 
     Under ``torch.distributed`` (``torchrun``), each process takes its share of every global
     batch of ``batch_size`` images, DDP averages the gradients, and the reported training loss is
@@ -252,23 +270,20 @@ def fit(
         corruption: ``corruption(x, generator) -> x_tilde`` applied to training inputs only.
         optimizer: an optimizer over ``model``'s parameters; default :func:`make_optimizer`.
         history: losses of the epochs already done (to resume); default a new :class:`History`.
-        scaler: the loss scaler of a mixed-precision run; default :func:`make_scaler`.
         progress: show a tqdm progress bar per epoch.
         verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
         on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch.
-        amp: mixed precision for the forward pass (float16 with loss scaling on CUDA and MPS,
-            bfloat16 on the CPU); the loss is still computed and reported in float32.
-        compile_mode: ``None`` (eager), or a ``torch.compile`` mode such as ``"default"``.
-        check_every: batches between the reads of the losses (progress bar and NaN check).
-        divergence_factor: stop when two epochs in a row end with a training loss above this
-            many times the first batch's loss; None turns the check off.
+        options: mixed precision, ``torch.compile``, the loss scaler, the NaN-check cadence and
+            the divergence checks (:class:`FitOptions`); default ``FitOptions()``.
     Returns:
         The :class:`History`, extended by the epochs run.
     Raises:
         NonFiniteLossError: a batch loss was NaN or infinite; names the epoch and batch.
-        LossDivergedError: the loss exploded (see ``divergence_factor``); names the epoch.
+        LossDivergedError: the loss exploded (see :class:`FitOptions`); names the epoch.
+        ValueError, TypeError: a bad argument; the message names it.
     """
-    _check_settings(model, num_epochs, batch_size, check_every, divergence_factor)
+    options = options if options is not None else FitOptions()
+    _check_settings(model, num_epochs, batch_size, seed, options)
     seed = resolve_seed(seed)  # $AELIB_SEED_OFFSET shifts it, once, here
     device = local_device(pick_device(device) if device is not None else _device_of(model))
     model.to(device)
@@ -282,25 +297,22 @@ def fit(
             "train regularized models in one process"
         )
     optimizer = optimizer or make_optimizer(model, lr)
-    scaler = scaler if scaler is not None else make_scaler(amp, device)
-    step = Step(model, device, shard, amp, scaler, compile_mode)
+    scaler = options.scaler if options.scaler is not None else make_scaler(options.amp, device)
+    step = Step(model, device, shard, options.amp, scaler, options.compile_mode)
     history = history if history is not None else History()
     show = shard.rank == 0
     for epoch in range(len(history) + 1, num_epochs + 1):
         start_time = time.perf_counter()
         with preserved_random_states():
-            # draws from the global generator (a VAE's eps) get a stream of their own, one per
-            # process under DDP
-            _seed_global(_stream_seed(seed, epoch, 2 + shard.rank), device)
-            order = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            noise = torch.Generator().manual_seed(_stream_seed(seed, epoch, 1))
+            order, noise, global_seed = epoch_streams(seed, epoch, shard.rank)
+            _seed_global(global_seed, device)  # a VAE's eps: a stream of its own per process
             bar = tqdm(
                 total=-(-len(x) // batch_size),
                 desc=f"epoch {epoch}/{num_epochs}",
                 disable=not (progress and show),
                 leave=False,
             )
-            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, check_every)
+            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, options.check_every)
             with torch.enable_grad():  # training works even when called under torch.no_grad()
                 train_loss = train_epoch(
                     model,
@@ -326,70 +338,93 @@ def fit(
             tqdm.write(f"====> Epoch: {epoch} Average training loss: {history.train_loss[-1]:.4f}")
             if x_eval is not None:
                 tqdm.write(f"====> Test set loss: {history.test_loss[-1]:.4f}")
-        _check_divergence(history, epoch, divergence_factor, optimizer)
+        last = epoch == num_epochs and options.fail_diverged_end
+        _check_divergence(history, epoch, options.divergence_factor, optimizer, last)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
 
 
+def epoch_streams(
+    seed: int, epoch: int, rank: int = 0
+) -> tuple[torch.Generator, torch.Generator, int]:
+    """The random streams of one epoch of :func:`fit`, apart from every other (seed, epoch).
+
+    Args:
+        seed: the run's seed, already shifted by ``$AELIB_SEED_OFFSET``.
+        epoch: counted from 1.
+        rank: the process under DDP (0 for one process).
+    Returns:
+        ``(order, noise, global_seed)``: a CPU generator for the order of the images (the same
+        in every process), one for the corruptions, and the seed of the global generators
+        (a VAE's samples; one stream per process).
+    """
+    order = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    noise = torch.Generator().manual_seed(_stream_seed(seed, epoch, 1))
+    return order, noise, _stream_seed(seed, epoch, 2 + rank)
+
+
 def _check_divergence(
-    history: History, epoch: int, factor: float | None, optimizer: torch.optim.Optimizer
+    history: History,
+    epoch: int,
+    factor: float | None,
+    optimizer: torch.optim.Optimizer,
+    last: bool = False,
 ) -> None:
     """Raise :class:`LossDivergedError` if this epoch and the one before exploded.
 
     One wild epoch can recover (Adam with a large rate often does, as in chapter 5); two in a
-    row, each above ``factor`` times the untrained network's loss, mean the run is lost.
+    row, each above ``factor`` times the untrained network's loss, mean the run is lost. With
+    ``last``, this epoch alone decides: no epoch is left to recover in.
     """
     first = history.first_batch_loss
-    if factor is None or first is None or not first > 0 or len(history) < 2:
+    if factor is None or first is None or not first > 0:
         return
-    before, now = history.train_loss[-2:]
-    if min(before, now) > factor * first:
-        lr = optimizer.param_groups[0].get("lr")
-        hint = f" (it is {lr:g}: try {lr / 10:g})" if isinstance(lr, (int, float)) else ""
+    now = history.train_loss[-1]
+    lr = optimizer.param_groups[0].get("lr")
+    hint = f" (it is {lr:g}: try {lr / 10:g})" if isinstance(lr, (int, float)) else ""
+    if len(history) >= 2 and min(history.train_loss[-2], now) > factor * first:
+        before = history.train_loss[-2]
         raise LossDivergedError(
             f"the training loss diverged: {now:.4g} per image at epoch {epoch} after {before:.4g} "
             f"at epoch {epoch - 1}, more than {factor:g} times the first batch's {first:.4g}; "
             f"lower the learning rate{hint}"
         )
+    if last and not now <= factor * first:
+        raise LossDivergedError(
+            f"the training loss diverged: {now:.4g} per image at epoch {epoch}, the last, more "
+            f"than {factor:g} times the first batch's {first:.4g}; lower the learning rate{hint}"
+        )
 
 
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_settings(model: nn.Module, num_epochs, batch_size, check_every, factor) -> None:
-    if not isinstance(num_epochs, int) or num_epochs < 0:
+def _check_settings(model: nn.Module, num_epochs, batch_size, seed, options: FitOptions) -> None:
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
         raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}")
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("check_every", check_every)
-    if factor is not None and not factor > 1:
-        raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
+    check_positive_int("batch_size", batch_size)
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"options must be an aelib.FitOptions, got {type(options).__name__}")
+    options.check()
+    if resolve_seed(seed) * 1_000_003 + num_epochs > MAX_SEED:  # see epoch_streams
+        raise ValueError(
+            f"seed must be below {MAX_SEED // 1_000_003:,} for fit (it seeds epoch e's order "
+            f"with seed * 1,000,003 + e), got {seed!r}"
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes != {torch.float32}:
         raise ValueError(
-            f"fit trains float32 models (mixed precision comes from amp=True); this "
-            f"model's parameters are {', '.join(sorted(map(str, dtypes)))}: call "
+            f"fit trains float32 models (mixed precision comes from FitOptions(amp=True)); this "
+            f"model's parameters are {', '.join(sorted(map(str, dtypes))) or 'none'}: call "
             "model.float() first"
         )
 
 
 def _check_images(x: torch.Tensor, name: str, input_dim: int | None) -> torch.Tensor:
     """``x`` as float32 ``(N, d)`` after checking it is a non-empty batch of finite pixels."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of images, got {type(x).__name__}")
-    if not (x.dim() == 2 or (x.dim() == 4 and x.shape[1] == 1)) or len(x) == 0:
-        raise ValueError(
-            f"{name} must be a non-empty batch (N, 784) or (N, 1, 28, 28), got {tuple(x.shape)}"
-        )
-    is_uint8 = x.dtype == torch.uint8  # 0-255 scaled to [0, 1]: in range by construction
-    x = to_float(x)
-    if input_dim is not None and x.shape[1] != input_dim:
-        raise ValueError(
-            f"{name} has {x.shape[1]} values per image but the model takes {input_dim}"
-        )
-    if not is_uint8:
+    is_uint8 = isinstance(x, torch.Tensor) and x.dtype == torch.uint8
+    x = image_batch(x, input_dim, name).float()
+    if not is_uint8:  # 0-255 scaled to [0, 1]: in range by construction
         low, high = torch.aminmax(x)  # one pass; NaN propagates and fails both comparisons
         if not (low >= 0 and high <= 1):
             raise ValueError(

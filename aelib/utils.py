@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ def seed_offset() -> int:
     return int(raw)
 
 
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes an unsigned 64-bit number
+
+
 def resolve_seed(seed: int) -> int:
     """``seed`` shifted by :func:`seed_offset`: what every seeded call in aelib actually uses.
 
@@ -61,10 +65,32 @@ def resolve_seed(seed: int) -> int:
         seed: a non-negative integer.
     Returns:
         ``seed + seed_offset()``.
+    Raises:
+        ValueError: ``seed`` is not a non-negative integer, or the shifted seed is above
+            ``2**64 - 1``, the largest seed torch takes.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed + seed_offset()
+    shifted = seed + seed_offset()
+    if shifted > MAX_SEED:
+        raise ValueError(
+            f"seed must be at most 2**64 - 1 (with {SEED_OFFSET_VARIABLE} added), got {seed!r}"
+        )
+    return shifted
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` if it is a positive integer (not a bool); else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_positive_number(name: str, value) -> float:
+    """``value`` if it is a finite number above 0 (not a bool or a string); else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
 
 
 def generator(seed: int) -> torch.Generator:
@@ -105,21 +131,15 @@ def seed_everything(seed: int) -> torch.Generator:
 def preserved_random_states() -> Iterator[None]:
     """Run a block, then restore the global random states of the CPU, every CUDA GPU and MPS.
 
-    CUDA's states are saved only once CUDA is initialized (before that nothing has drawn there).
+    ``torch.random.fork_rng`` for the CPU and the CUDA GPUs, and once more for MPS. CUDA's states
+    are saved only once CUDA is initialized (before that nothing has drawn there).
     """
-    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else range(0)
-    mps = _mps_available()
-    cpu_state = torch.get_rng_state()
-    cuda_states = [torch.cuda.get_rng_state(i) for i in cuda]
-    mps_state = torch.mps.get_rng_state() if mps else None
-    try:
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with ExitStack() as stack:
+        stack.enter_context(torch.random.fork_rng(devices=cuda, device_type="cuda"))
+        if _mps_available():
+            stack.enter_context(torch.random.fork_rng(devices=["mps"], device_type="mps"))
         yield
-    finally:
-        torch.set_rng_state(cpu_state)
-        for i, state in zip(cuda, cuda_states, strict=True):
-            torch.cuda.set_rng_state(state, i)
-        if mps:
-            torch.mps.set_rng_state(mps_state)
 
 
 def _mps_available() -> bool:
@@ -136,13 +156,23 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
     Raises:
         DeviceUnavailableError: the device was asked for but this machine has none.
-        ValueError: an unknown device name.
+        ValueError: an unknown device name, or an index that is not a number.
     """
     if isinstance(device, torch.device):
         device = str(device)
-    kind = device.split(":")[0]
+    if not isinstance(device, str):
+        raise ValueError(
+            f"device must be one of {', '.join(DEVICES)} (a string) or a torch.device, "
+            f"got {device!r}"
+        )
+    kind, sep, index = device.partition(":")
     if kind not in DEVICES:
         raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if sep and (kind in ("auto", "cpu") or not index.isdigit()):
+        raise ValueError(
+            f"unknown device {device!r}: an index follows cuda or mps only, as a number "
+            "(cuda:0, cuda:1, ...)"
+        )
     env_device = os.environ.get("AELIB_DEVICE", "").strip()
     if kind == "auto" and env_device not in ("", "auto"):
         try:
@@ -161,6 +191,11 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceUnavailableError(
             f"device {device!r} was asked for but CUDA is not available "
             "here; use --device cpu or --device auto"
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"device {device!r} was asked for but this machine has "
+            f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0; use --device cuda"
         )
     if kind == "mps" and not _mps_available():
         raise DeviceUnavailableError(

@@ -27,8 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .losses import bce_loss, gaussian_kl
-from .utils import draw, eval_mode, generator
+from .images import pixels
+from .losses import bce_loss, gaussian_kl, gaussian_kl_terms
+from .models import reparameterize
+from .utils import check_positive_int, draw, eval_mode, generator
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -55,7 +57,7 @@ def binarize(
             "binarize needs exactly one of generator= (stochastic, seeded) or "
             f"threshold=; got generator={generator!r}, threshold={threshold!r}"
         )
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    x = pixels(x).float()
     if threshold is not None:
         return (x > threshold).float()
     return (draw("uniform", tuple(x.shape), generator, x.device) < x).float()
@@ -99,12 +101,10 @@ def elbo_terms(
     _check_binary(x)
     with eval_mode(model):
         mu, logvar = _encode(model, x)
-        rate = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+        rate = gaussian_kl_terms(mu, logvar).sum(dim=1)
         distortion = torch.zeros(len(x), device=x.device)
         for _ in range(num_samples):
-            z = mu + torch.exp(0.5 * logvar) * draw(
-                "normal", tuple(mu.shape), generator, mu.device
-            )
+            z = reparameterize(mu, logvar, draw("normal", tuple(mu.shape), generator, mu.device))
             logits = model.decode(z)
             distortion += F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
     return distortion / num_samples, rate
@@ -130,7 +130,7 @@ def log_importance_weights(
     _check_binary(x)
     mu, logvar = _encode(model, x)
     eps = draw("normal", (num_samples, *mu.shape), generator, mu.device)
-    z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, m)
+    z = reparameterize(mu, logvar, eps)  # (k, B, m)
     logits = model.decode(z.reshape(-1, z.shape[-1])).reshape(num_samples, len(x), -1)
     log_px_z = -F.binary_cross_entropy_with_logits(
         logits, x.expand_as(logits), reduction="none"
@@ -272,7 +272,7 @@ def gradient_samples(
         with torch.no_grad():
             value = f(mu + sigma * eps).unsqueeze(-1)
         return torch.cat([value * eps / sigma, value * (eps.pow(2) - 1) / 2], dim=-1)
-    z = (mu + sigma * eps).requires_grad_(True)
+    z = reparameterize(mu, logvar, eps).requires_grad_(True)
     with torch.enable_grad():
         (grad_z,) = torch.autograd.grad(f(z).sum(), z)
     return torch.cat([grad_z, grad_z * sigma * eps / 2], dim=-1)
@@ -345,7 +345,7 @@ def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
             f"expected mu and logvar of the same shape (N, m), got {tuple(mu.shape)} "
             f"and {tuple(logvar.shape)}"
         )
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0)
+    return gaussian_kl_terms(mu, logvar).mean(dim=0)
 
 
 def free_bits_loss(output, x: torch.Tensor, free_bits: float, beta: float = 1.0) -> torch.Tensor:
@@ -386,8 +386,7 @@ class KLWarmup:
     """
 
     def __init__(self, warmup_epochs: int, beta: float = 1.0):
-        if not isinstance(warmup_epochs, int) or warmup_epochs < 1:
-            raise ValueError(f"warmup_epochs must be a positive integer, got {warmup_epochs!r}")
+        check_positive_int("warmup_epochs", warmup_epochs)
         self.warmup_epochs, self.final_beta = warmup_epochs, beta
         self.beta = self.beta_at(1)
 

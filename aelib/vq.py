@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .losses import bce_loss
-from .models import Standardize, flatten_images
+from .models import Standardize, _dtype, flatten_images
 
 
 class VQOutput(NamedTuple):
@@ -136,6 +136,8 @@ class VQAutoencoder(nn.Module):
             nn.Linear(hidden_dim, input_dim),
         )
 
+    output = "logits"
+
     @property
     def bits_per_image(self) -> float:
         """``S log2 K``: the size of one image's code."""
@@ -143,7 +145,7 @@ class VQAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's continuous outputs ``z_e`` ``(B, S, D)`` of images ``(B, 784)``."""
-        z_e = self.encoder(flatten_images(x, self.input_dim))
+        z_e = self.encoder(flatten_images(x, self.input_dim, _dtype(self)))
         return z_e.reshape(len(z_e), self.num_slots, self.code_dim)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,6 +156,29 @@ class VQAutoencoder(nn.Module):
         """Logits ``(B, 784)`` of the images whose codes are ``k`` ``(B, S)``."""
         return self.decoder(self.codebook[k].flatten(1))
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 784)`` of codes ``z``: each slot snapped to its nearest codebook vector.
+
+        The decoder only ever sees codebook vectors, so ``decode(encode(x))`` is the quantised
+        reconstruction that :meth:`reconstruct` shows.
+
+        Args:
+            z: ``(B, S, D)`` (what :meth:`encode` returns) or ``(B, S * D)``.
+        Returns:
+            ``(B, 784)``.
+        """
+        if z.dim() not in (2, 3) or z[0].numel() != self.num_slots * self.code_dim:
+            raise ValueError(
+                f"expected codes of shape (B, {self.num_slots}, {self.code_dim}) or "
+                f"(B, {self.num_slots * self.code_dim}), got {tuple(z.shape)}"
+            )
+        z = z.reshape(len(z), self.num_slots, self.code_dim)
+        return self.decode_indices(nearest_code(z, self.codebook))
+
+    def to_pixels(self, output: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities ``sigmoid(output)`` of the decoder's logits."""
+        return torch.sigmoid(output)
+
     def forward(self, x: torch.Tensor) -> VQOutput:
         """Args: x ``(B, 784)``. Returns: :class:`VQOutput` ``(logits, z_e, z_q)``."""
         z_e = self.encode(x)
@@ -163,7 +188,7 @@ class VQAutoencoder(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel probabilities of the quantised reconstruction, in the shape of ``x``."""
-        return torch.sigmoid(self.decode_indices(self.quantize(x))).reshape(x.shape)
+        return self.to_pixels(self.decode_indices(self.quantize(x))).reshape(x.shape)
 
 
 def code_usage(k: torch.Tensor, num_codes: int) -> torch.Tensor:

@@ -1,5 +1,7 @@
 import errno
+import hashlib
 import os
+import re
 import stat
 
 import pytest
@@ -196,8 +198,81 @@ def test_version_1_checkpoints_still_load(tmp_path):
     torch.testing.assert_close(restored(x), model(x))
 
 
-def test_temporary_files_are_found(tmp_path):
-    (tmp_path / ".checkpoint.pt.abc123.tmp").write_bytes(b"partial")
+def test_temporary_files_are_found_and_only_aelibs_own(tmp_path):
+    (tmp_path / ".checkpoint.pt.abc_1234.tmp").write_bytes(b"partial")
     (tmp_path / "keep.tmp").write_bytes(b"not ours: not hidden")
-    assert [p.name for p in temporary_files(tmp_path)] == [".checkpoint.pt.abc123.tmp"]
+    (tmp_path / ".notes.tmp").write_bytes(b"a user's hidden file")
+    (tmp_path / ".checkpoint.pt.mine.tmp").write_bytes(b"not mkstemp's 8 characters")
+    (tmp_path / ".other.pt.abcd1234.tmp").write_bytes(b"another checkpoint's")
+    assert [p.name for p in temporary_files(tmp_path)] == [".checkpoint.pt.abc_1234.tmp"]
+    assert [p.name for p in temporary_files(tmp_path, "other.pt")] == [".other.pt.abcd1234.tmp"]
     assert temporary_files(tmp_path / "missing") == []
+
+
+def test_a_full_disk_during_the_write_is_a_write_error(tmp_path, monkeypatch):
+    """torch's zip writer wraps the OSError in a RuntimeError; aelib writes plain bytes."""
+    path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
+    before = path.read_bytes()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(
+        checkpoint_mod.os,
+        "fdopen",
+        lambda fd, mode: real_fdopen(os.open("/dev/full", os.O_WRONLY), mode),
+    )
+    with pytest.raises(CheckpointWriteError, match="No space left on device"):
+        save_checkpoint(path, tiny_model(seed=1), None, aelib.History())
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_an_unreadable_checkpoint_is_a_checkpoint_error(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History())
+
+    def refuse(self):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(checkpoint_mod.Path, "read_bytes", refuse)
+    with pytest.raises(CheckpointError, match="cannot be read \\(Permission denied\\)"):
+        load_checkpoint(path)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="File name too long"):
+        load_checkpoint(tmp_path / ("x" * 5000))
+
+
+def _crafted(tmp_path, **changes):
+    """A checkpoint with a valid hash whose payload differs from what aelib writes."""
+    path = save_checkpoint(tmp_path / "ck.pt", tiny_model(), None, aelib.History([1.0]))
+    state = load_checkpoint(path)
+    state.update(changes)
+    payload = checkpoint_mod._serialize(state)
+    wrapper = {
+        "format": checkpoint_mod.FORMAT,
+        "version": checkpoint_mod.VERSION,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
+    torch.save(wrapper, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes,found",
+    [
+        ({"history": [1, 2]}, "history is list"),
+        ({"history": {"train_loss": ["a"]}}, "history['train_loss'] is not a list of numbers"),
+        ({"train_config": None}, "train_config is NoneType"),
+        ({"model_state": {"w": 3}}, "model_state holds something other than named tensors"),
+        ({"model_class": 7}, "model_class is int"),
+    ],
+)
+def test_a_crafted_payload_with_a_valid_hash_is_refused(tmp_path, changes, found):
+    with pytest.raises(CheckpointError, match=re.escape(found)):
+        load_checkpoint(_crafted(tmp_path, **changes))
+
+
+def test_a_crafted_size_is_refused_before_any_memory_is_taken(tmp_path):
+    path = _crafted(tmp_path, model_config={"hidden_dim": 10**12, "latent_dim": 8})
+    with pytest.raises(CheckpointError, match="different architecture"):
+        restore_model(load_checkpoint(path))
+    path = _crafted(tmp_path, model_config={"hidden_dim": "wide"})
+    with pytest.raises(CheckpointError, match="does not fit this aelib"):
+        restore_model(load_checkpoint(path))

