@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.linalg import subspace_angles
 
 from .images import check_tensor, rows
 
@@ -30,10 +32,11 @@ class PCA(NamedTuple):
     mean: torch.Tensor
     components: torch.Tensor
     explained_variance: torch.Tensor
+    output = "values"  # decode gives the reconstruction itself (see aelib.AutoencoderBase)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates along the components. Args: x ``(B, d)`` or images. Returns: ``(B, m)``."""
-        return (rows(x) - self.mean) @ self.components.T
+        return (rows(check_tensor(x, "x")) - self.mean) @ self.components.T
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Back to pixel space. Args: z ``(B, m)``. Returns: ``(B, d)``."""
@@ -69,38 +72,33 @@ def pca(x: torch.Tensor, m: int) -> PCA:
     return PCA(mean, vh[:m], s[:m] ** 2 / max(n - 1, 1))
 
 
-def _orthonormal_basis(a: torch.Tensor, name: str) -> torch.Tensor:
+def _matrix(a: torch.Tensor, name: str) -> np.ndarray:
+    a = check_tensor(a, name)
     if a.dim() != 2:
         raise ValueError(
             f"expected {name} as a matrix (d, k) whose columns span a subspace, "
             f"got shape {tuple(a.shape)}"
         )
-    u, s, _ = torch.linalg.svd(a.detach().double(), full_matrices=False)
-    tol = max(a.shape) * torch.finfo(torch.float64).eps * (s[0] if len(s) else 0.0)
-    return u[:, s > tol]
+    return a.detach().double().cpu().numpy()
 
 
 def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Principal angles between the column spaces of ``a`` and ``b``, smallest first, in radians.
 
-    Book: eq. ``02-principal-angles``. The cosines are the singular values of ``Q_a^T Q_b``
-    for orthonormal bases ``Q_a``, ``Q_b``;
-    angles whose cosine is near 1 are taken from the sines instead, which stay accurate there.
+    Book: eq. ``02-principal-angles``. ``scipy.linalg.subspace_angles`` (Knyazev & Argentati
+    2002): the cosines are the singular values of ``Q_a^T Q_b`` for orthonormal bases ``Q_a``,
+    ``Q_b`` (dependent columns dropped); angles whose cosine is near 1 are taken from the sines,
+    which stay accurate there.
 
     Args:
         a: ``(d, p)``; its columns span the first subspace (they need not be orthonormal).
         b: ``(d, q)``; its columns span the second subspace.
     Returns:
-        float64 tensor of ``min(rank a, rank b)`` angles in ``[0, pi/2]``, ascending.
+        float64 tensor (on the CPU) of ``min(rank a, rank b)`` angles in ``[0, pi/2]``, ascending.
     """
-    qa, qb = _orthonormal_basis(a, "a"), _orthonormal_basis(b, "b")
-    if qa.shape[0] != qb.shape[0]:
+    a_np, b_np = _matrix(a, "a"), _matrix(b, "b")
+    if a_np.shape[0] != b_np.shape[0]:
         raise ValueError(
-            f"a and b must have the same number of rows, got {qa.shape[0]} and {qb.shape[0]}"
+            f"a and b must have the same number of rows, got {a_np.shape[0]} and {b_np.shape[0]}"
         )
-    if qa.shape[1] < qb.shape[1]:
-        qa, qb = qb, qa
-    overlap = qa.T @ qb
-    cosines = torch.linalg.svdvals(overlap).clamp(max=1.0)  # descending: angles ascending
-    sines = torch.linalg.svdvals(qb - qa @ overlap).clamp(max=1.0).flip(0)  # ascending
-    return torch.where(cosines**2 >= 0.5, torch.arcsin(sines), torch.arccos(cosines))
+    return torch.from_numpy(subspace_angles(a_np, b_np)[::-1].copy())  # scipy: largest first

@@ -21,6 +21,12 @@ def _check_pair(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             "got a variational autoencoder's output (logits, mu, logvar), not logits: "
             "train and evaluate a VariationalAutoencoder with loss_fn=aelib.negative_elbo"
         )
+    if not isinstance(logits, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"expected tensors (output, x), got {type(logits).__name__} and {type(x).__name__}"
+        )
+    if len(x) == 0:
+        raise ValueError(f"x is an empty batch {tuple(x.shape)}: a mean over no images is 0/0")
     target = x.reshape(x.shape[0], -1)
     if logits.dim() != 2 or logits.shape != target.shape:
         raise ValueError(
@@ -89,7 +95,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Returns:
         Scalar tensor.
     """
-    return gaussian_kl_terms(mu, logvar).sum(dim=1).mean()
+    terms = gaussian_kl_terms(mu, logvar)
+    if len(terms) == 0:
+        raise ValueError("mu is an empty batch (0, m): a mean over no images is 0/0")
+    return terms.sum(dim=1).mean()
 
 
 def negative_elbo(output, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:

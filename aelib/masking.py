@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .images import check_tensor
 from .models import to_pixels
 from .utils import draw
 
@@ -103,7 +104,7 @@ class MaskedAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Code of images ``(B, 784)``, hidden pixels read as 0. Returns: ``(B, m)``."""
-        return self.autoencoder.encode(x.clamp(min=0))
+        return self.autoencoder.encode(check_tensor(x, "x").clamp(min=0))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 784)`` of codes ``(B, m)``."""

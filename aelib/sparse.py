@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .images import check_tensor
 from .utils import generator
 
 
@@ -66,8 +67,11 @@ class TopKSparseAutoencoder(nn.Module):
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """Sparse codes. Args: h ``(B, d)``. Returns: z ``(B, n)``, at most ``k`` non-zeros."""
-        if not isinstance(h, torch.Tensor) or h.dim() != 2 or h.shape[1] != self.input_dim:
-            raise ValueError(f"expected activations (B, {self.input_dim}), got {tuple(h.shape)}")
+        h = check_tensor(h, "h")
+        if h.dim() != 2 or h.shape[1] != self.input_dim:
+            raise ValueError(
+                f"h must be activations of shape (B, {self.input_dim}), got {tuple(h.shape)}"
+            )
         return topk_activation((h - self.b_pre) @ self.w_enc.T + self.b_enc, self.k)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
