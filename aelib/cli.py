@@ -71,6 +71,7 @@ from .utils import (
     DEVICES,
     SEED_OFFSET_VARIABLE,
     DeviceUnavailableError,
+    check_positive_int,
     device_name,
     pick_device,
     seed_everything,
@@ -285,8 +286,10 @@ def _check_saved(saved: dict, path: str, flag: str = "--resume") -> None:
 
     for key in ("batch_size", "hidden_dim", "latent_dim"):
         value = saved.get(key, SEED_DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise bad(key, value)
+        try:
+            check_positive_int(key, value)
+        except ValueError:
+            raise bad(key, value) from None
     lr, seed = saved.get("lr", SEED_DEFAULTS["lr"]), saved.get("seed", SEED_DEFAULTS["seed"])
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
         raise bad("lr", lr)

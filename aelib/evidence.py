@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import generator
+from .utils import check_positive_int, generator
 
 
 def stratified(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
@@ -35,8 +35,7 @@ def stratified(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Ten
         raise ValueError(
             f"labels must be a 1-D integer tensor, got {tuple(labels.shape)} {labels.dtype}"
         )
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    check_positive_int("per_class", per_class)
     g = generator(seed)
     picks = []
     for c in torch.unique(labels).tolist():
