@@ -257,7 +257,7 @@ def _read_images(path: Path, name: str | None = None) -> torch.Tensor:
         other = "mnist" if name == "fashion-mnist" else "fashion-mnist"
         raise WrongDatasetError(
             f"{path}: these images look like {_NAMES[seen]}, not {_NAMES[name]} (they "
-            f"{'leave the frame' if seen == 'mnist' else 'fill the frame'}, as "
+            f"{'leave a black border' if seen == 'mnist' else 'fill the frame'}, as "
             f"{_NAMES[seen]}'s do); ask for {other} (--dataset {other}), or point the data "
             f"folder at {_NAMES[name]}'s files"
         )
