@@ -304,8 +304,9 @@ def _check_saved(saved: dict, path: str, flag: str = "--resume") -> None:
         raise bad("data.name", record.get("name"))
     if record.get("source", "auto") not in SOURCES:
         raise bad("data.source", record.get("source"))
-    if not isinstance(record.get("root"), (str, type(None))):
-        raise bad("data.root", record.get("root"))
+    for key in ("root", "sha256", "test_sha256"):
+        if not isinstance(record.get(key), (str, type(None))):
+            raise bad(f"data.{key}", record.get(key))
 
 
 # Where the kernel states a memory limit: cgroup v2 (memory.max), then cgroup v1
@@ -881,7 +882,8 @@ def _run(
     if state:
         _restore_state(args.resume, state, model, optimizer, scaler)
         history = History.from_dict(state["history"])
-        sessions = [s for s in state["extra"].get("session_seconds", []) if _is_seconds(s)]
+        before = state["extra"].get("session_seconds")
+        sessions = [s for s in before if _is_seconds(s)] if isinstance(before, list) else []
         if writer:
             print(f"Resuming from {args.resume} after epoch {len(history)}")
     if writer:  # every check has passed and the data are loaded: now replace the old outputs

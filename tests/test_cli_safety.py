@@ -638,6 +638,7 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
         ({"seed": 2**40}, "setting seed="),
         ({"data": {"name": "cifar"}}, "setting data.name='cifar'"),
         ({"data": {"name": "mnist", "source": "embedded", "root": 3}}, "setting data.root=3"),
+        ({"data": {"name": "mnist", "source": "embedded", "sha256": 5}}, "setting data.sha256=5"),
     ],
 )
 def test_a_crafted_checkpoint_with_a_valid_hash_is_one_line(
