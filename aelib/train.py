@@ -175,7 +175,7 @@ def make_scaler(amp: bool, device: str | torch.device) -> torch.amp.GradScaler |
 
 @dataclass
 class FitOptions:
-    """How :func:`fit` runs, beyond what it trains: speed, precision and the checks that stop it.
+    """How :func:`fit` scales up: mixed precision, ``torch.compile``, the loss scaler.
 
     The book's chapters never need these; the command line (``python -m aelib train``) does.
 
@@ -185,29 +185,16 @@ class FitOptions:
         compile_mode: ``None`` (eager), or a ``torch.compile`` mode such as ``"default"``.
         scaler: the loss scaler of a mixed-precision run (to resume one: pass the same one, or
             one restored from its ``state_dict``); default :func:`make_scaler`.
-        check_every: batches between the reads of the losses (progress bar and NaN check).
-        divergence_factor: stop when two epochs in a row end with a training loss above this
-            many times the first batch's loss; None turns the check off.
-        fail_diverged_end: also stop when the last epoch of the call ends above that bound (no
-            epoch is left to recover in): a run of one epoch at a wild learning rate fails
-            instead of returning a useless model. Off by default: chapter 5 shows such a run.
+        fail_diverged_end: also stop when the last epoch of the call ends above
+            ``divergence_factor`` times the first batch's loss (no epoch is left to recover
+            in): a run of one epoch at a wild learning rate fails instead of returning a
+            useless model. Off by default: chapter 5 shows such a run.
     """
 
     amp: bool = False
     compile_mode: str | None = None
     scaler: torch.amp.GradScaler | None = None
-    check_every: int = 50
-    divergence_factor: float | None = 10.0
     fail_diverged_end: bool = False
-
-    def check(self) -> None:
-        """Raise a ValueError naming the first setting out of range."""
-        check_positive_int("check_every", self.check_every)
-        factor = self.divergence_factor
-        if factor is not None and not (
-            isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 1
-        ):
-            raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
 
 
 def fit(
@@ -231,7 +218,9 @@ def fit(
     progress: bool = True,
     verbose: bool = True,
     on_epoch_end: Callable[[int, History], None] | None = None,
-    # speed, precision and checks
+    # checks, and scaling up
+    check_every: int = 50,
+    divergence_factor: float | None = 10.0,
     options: FitOptions | None = None,
 ) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
@@ -273,8 +262,11 @@ def fit(
         progress: show a tqdm progress bar per epoch.
         verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
         on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch.
-        options: mixed precision, ``torch.compile``, the loss scaler, the NaN-check cadence and
-            the divergence checks (:class:`FitOptions`); default ``FitOptions()``.
+        check_every: batches between the reads of the losses (progress bar and NaN check).
+        divergence_factor: stop when two epochs in a row end with a training loss above this
+            many times the first batch's loss; None turns the check off.
+        options: mixed precision, ``torch.compile`` and the loss scaler (:class:`FitOptions`);
+            default ``FitOptions()``.
     Returns:
         The :class:`History`, extended by the epochs run.
     Raises:
@@ -283,7 +275,7 @@ def fit(
         ValueError, TypeError: a bad argument; the message names it.
     """
     options = options if options is not None else FitOptions()
-    _check_settings(model, num_epochs, batch_size, seed, options)
+    _check_settings(model, num_epochs, batch_size, seed, check_every, divergence_factor, options)
     seed = resolve_seed(seed)  # $AELIB_SEED_OFFSET shifts it, once, here
     device = local_device(pick_device(device) if device is not None else _device_of(model))
     model.to(device)
@@ -312,7 +304,7 @@ def fit(
                 disable=not (progress and show),
                 leave=False,
             )
-            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, options.check_every)
+            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, check_every)
             with torch.enable_grad():  # training works even when called under torch.no_grad()
                 train_loss = train_epoch(
                     model,
@@ -339,7 +331,7 @@ def fit(
             if x_eval is not None:
                 tqdm.write(f"====> Test set loss: {history.test_loss[-1]:.4f}")
         last = epoch == num_epochs and options.fail_diverged_end
-        _check_divergence(history, epoch, options.divergence_factor, optimizer, last)
+        _check_divergence(history, epoch, divergence_factor, optimizer, last)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
@@ -397,13 +389,19 @@ def _check_divergence(
         )
 
 
-def _check_settings(model: nn.Module, num_epochs, batch_size, seed, options: FitOptions) -> None:
+def _check_settings(
+    model: nn.Module, num_epochs, batch_size, seed, check_every, factor, options: FitOptions
+) -> None:
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
         raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}")
     check_positive_int("batch_size", batch_size)
+    check_positive_int("check_every", check_every)
+    if factor is not None and not (
+        isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 1
+    ):
+        raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
     if not isinstance(options, FitOptions):
         raise TypeError(f"options must be an aelib.FitOptions, got {type(options).__name__}")
-    options.check()
     if resolve_seed(seed) * 1_000_003 + num_epochs > MAX_SEED:  # see epoch_streams
         raise ValueError(
             f"seed must be below {MAX_SEED // 1_000_003:,} for fit (it seeds epoch e's order "
