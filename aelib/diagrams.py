@@ -88,7 +88,7 @@ def architecture_diagram(
     ax.set_aspect("equal")
     ax.set_axis_off()
     if path is not None:
-        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(path, dpi=200, bbox_inches="tight", metadata={"Software": None})
     return fig
 
 
