@@ -214,6 +214,8 @@ def test_readme_names_the_commands_ci_runs():
         "python scripts/colab_replay.py",
         "python -m pytest --nbval-lax",
         "python scripts/set_repository.py",
+        "python scripts/other_cpu.py",
+        "AELIB_SEED_OFFSET=1 python -m pytest --nbval-lax notebooks",
     ):
         assert command in readme, f"the README does not say {command!r}"
 
