@@ -228,7 +228,9 @@ def fit(
     Each epoch is :func:`train_epoch` (then :func:`evaluate` on ``x_test``): each step minimises
     ``loss_fn(model(x_in), x) + regularizer(model, x_in)`` averaged over the images of a batch,
     where ``x_in = corruption(x, noise)`` (denoising) or ``x`` itself. Adam is invariant to the
-    scale of the loss (up to its ``eps``), so this takes the same steps as the seed's summed loss.
+    scale of the loss (up to its ``eps``), so this takes the seed's steps for every full batch; the
+    shorter last batch of an epoch gets a relatively smaller gradient in the seed's summed loop
+    (under 1 % in test loss after three epochs, chapter 1).
 
     Randomness: each epoch draws from CPU generators seeded by ``(seed, epoch)``
     (:func:`epoch_streams`), one stream each for the order of the images, the corruptions and
@@ -335,6 +337,19 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
+
+
+def epoch_order(seed: int, epoch: int) -> torch.Generator:
+    """The generator :func:`fit` shuffles epoch ``epoch`` with: a loop written out by hand that
+    draws its order from it visits the images in ``fit``'s order.
+
+    Args:
+        seed: the seed given to :func:`fit` (shifted by ``$AELIB_SEED_OFFSET`` here, as there).
+        epoch: counted from 1.
+    Returns:
+        A CPU generator for ``torch.randperm(len(x), generator=...)``.
+    """
+    return epoch_streams(resolve_seed(seed), epoch)[0]
 
 
 def epoch_streams(

@@ -533,3 +533,20 @@ def test_fit_keeps_every_keyword_the_chapters_pass():
     used |= {"corruption", "optimizer", "history", "progress", "verbose", "on_epoch_end"}
     used |= {"check_every", "divergence_factor", "options"}
     assert used <= set(inspect.signature(aelib.fit).parameters)
+
+
+@pytest.mark.parametrize("offset", ["", "3"])
+def test_epoch_order_is_the_order_fit_shuffles_with(monkeypatch, offset):
+    """A loop written out by hand (chapter 1) draws fit's order from epoch_order."""
+    from aelib.train import epoch_order, epoch_streams
+
+    monkeypatch.setenv("AELIB_SEED_OFFSET", offset)
+    shifted = 42 + int(offset or 0)
+    for epoch in (1, 2):
+        mine = torch.randperm(100, generator=epoch_order(42, epoch))
+        fits = torch.randperm(100, generator=epoch_streams(shifted, epoch)[0])
+        assert torch.equal(mine, fits)
+    assert not torch.equal(
+        torch.randperm(100, generator=epoch_order(42, 1)),
+        torch.randperm(100, generator=epoch_order(42, 2)),
+    )
