@@ -8,7 +8,9 @@ straight-through estimator: the value of ``e_k``, the gradient of ``z_e``), and 
     || sg(z_e) - e_k ||^2  (codebook)  +  beta || z_e - sg(e_k) ||^2  (commitment)     (eq. 3)
 
 An image costs ``S log2 K`` bits. Codes that no input chooses are "dead"; :func:`reinit_dead_codes`
-moves them onto encoder outputs, one common fix (e.g. Dhariwal et al. 2020, Jukebox, sec. 2.2).
+moves them onto encoder outputs: a coarser, once-per-epoch variant of the random restarts of
+Jukebox (Dhariwal et al. 2020), which reset at every step each code whose running mean usage
+falls below a threshold to a random encoder output of the current batch.
 """
 
 from __future__ import annotations
@@ -212,6 +214,9 @@ def dead_codes(k: torch.Tensor, num_codes: int) -> int:
 @torch.no_grad()
 def reinit_dead_codes(model: VQAutoencoder, x: torch.Tensor, generator: torch.Generator) -> int:
     """Move every unused codebook vector onto a randomly chosen encoder output of ``x``.
+
+    Called once per epoch, this is a coarser variant of Jukebox's random restarts (see the module
+    docstring), which act at every step on codes whose running usage is low.
 
     Args:
         model: a :class:`VQAutoencoder`.
