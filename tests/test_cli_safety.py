@@ -747,19 +747,24 @@ def test_memory_limits_of_ulimit_and_cgroups_bound_the_sizes(
     )
 
 
-class _ClosedPipe(io.StringIO):
-    def write(self, text):
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-
-
-def test_a_closed_stdout_is_a_note_not_a_traceback(tmp_path, capsys, monkeypatch):
-    path = save_checkpoint(
+def _small_checkpoint(tmp_path):
+    """An untrained 784-8-2 network's checkpoint, on the embedded data."""
+    return save_checkpoint(
         tmp_path / "ck.pt",
         aelib.Autoencoder(hidden_dim=8, latent_dim=2),
         None,
         aelib.History(),
         {"data": {"name": "mnist", "source": "embedded"}},
     )
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def test_a_closed_stdout_is_a_note_not_a_traceback(tmp_path, capsys, monkeypatch):
+    path = _small_checkpoint(tmp_path)
     monkeypatch.setattr(sys, "stdout", _ClosedPipe())
     assert cli.main(["evaluate", "--checkpoint", str(path)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
@@ -786,13 +791,7 @@ def test_a_closed_pipe_and_an_early_ctrl_c_through_a_subprocess(tmp_path):
     torch is being imported (``import aelib`` imports no torch: the handler comes first)."""
     check = popen("-c", "import sys, aelib; print('torch' in sys.modules)")
     assert check.communicate(timeout=60)[0].strip() == "False"
-    path = save_checkpoint(
-        tmp_path / "ck.pt",
-        aelib.Autoencoder(hidden_dim=8, latent_dim=2),
-        None,
-        aelib.History(),
-        {"data": {"name": "mnist", "source": "embedded"}},
-    )
+    path = _small_checkpoint(tmp_path)
     write_idx_folder(tmp_path / "data")  # six test images: no time spent on data
     proc = popen(
         "-m", "aelib", "evaluate", "--checkpoint", str(path), "--data-dir", str(tmp_path / "data")
