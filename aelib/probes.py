@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .utils import generator
+from .evidence import stratified
 
 
 def few_labels(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -30,14 +30,10 @@ def few_labels(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     classes = int(y.max()) + 1
     if n % classes:
         raise ValueError(f"n must be a multiple of the {classes} classes, got {n}")
-    g = generator(seed)
-    picks = []
-    for c in range(classes):
-        idx = torch.nonzero(y == c).flatten()
-        if len(idx) < n // classes:
-            raise ValueError(f"class {c} has {len(idx)} examples, fewer than {n // classes}")
-        picks.append(idx[torch.randperm(len(idx), generator=g)[: n // classes]])
-    return torch.cat(picks).sort().values
+    missing = sorted(set(range(classes)) - set(torch.unique(y).tolist()))
+    if missing:
+        raise ValueError(f"class {missing[0]} has 0 examples, fewer than {n // classes}")
+    return stratified(y, n // classes, seed).sort().values
 
 
 def linear_probe(

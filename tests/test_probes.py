@@ -41,3 +41,13 @@ def test_precision_at_k_matches_a_loop():
         order = sorted(range(30), key=lambda i: float(((zq[q] - zb[i]) ** 2).sum()))
         hits += sum(int(yb[i] == yq[q]) for i in order[:4])
     assert probes.precision_at_k(zq, yq, zb, yb, k=4) == pytest.approx(hits / 28)
+
+
+def test_few_labels_is_the_stratified_draw_sorted_and_refuses_a_missing_class():
+    from aelib import evidence
+
+    y = torch.arange(10).repeat_interleave(20)
+    drawn = evidence.stratified(y, 3, seed=4).sort().values
+    assert torch.equal(probes.few_labels(y, 30, seed=4), drawn)
+    with pytest.raises(ValueError, match="class 3 has 0 examples"):
+        probes.few_labels(y[y != 3], 30, seed=0)
