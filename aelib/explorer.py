@@ -233,7 +233,7 @@ def denoising_explorer(
         noisy, denoised = denoise(model, clean, std, seed)
         rows = torch.stack([clean, noisy, denoised])
         _show(image, rows, scale)
-        before, after = psnr(clean, noisy).mean().item(), psnr(clean, denoised).mean().item()
+        before, after = psnr(noisy, clean).mean().item(), psnr(denoised, clean).mean().item()
         caption.value = (
             f"σ = {std:.2f}: rows clean, noisy, denoised; mean PSNR "
             f"{before:.1f} dB noisy, {after:.1f} dB denoised"

@@ -24,12 +24,14 @@ from .utils import check_positive_int, eval_mode
 # --- image quality ----------------------------------------------------------------------------
 
 
-def psnr(x: torch.Tensor, x_hat: torch.Tensor, max_val: float = 1.0) -> torch.Tensor:
+def psnr(x_hat: torch.Tensor, x: torch.Tensor, max_val: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio of each image, ``10 log10(max_val^2 / MSE)`` in decibels.
 
+    Prediction first, then the reference, as every loss and metric in aelib.
+
     Args:
-        x: reference images ``(B, ...)`` (for example ``(B, 784)`` or ``(B, 1, 28, 28)``), float.
-        x_hat: approximations of the same shape.
+        x_hat: approximations ``(B, ...)`` (for example ``(B, 784)`` or ``(B, 1, 28, 28)``), float.
+        x: reference images of the same shape.
         max_val: the largest possible pixel value (1 for images in [0, 1], 255 for uint8 scale).
     Returns:
         ``(B,)``: one PSNR per image (``inf`` where ``x_hat == x`` exactly).

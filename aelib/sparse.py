@@ -99,8 +99,11 @@ def l0(z: torch.Tensor) -> float:
     return (z != 0).float().sum(1).mean().item()
 
 
-def fraction_of_variance_explained(h: torch.Tensor, h_hat: torch.Tensor) -> float:
-    """``1 - sum ||h - h_hat||^2 / sum ||h - mean(h)||^2`` over a batch ``(B, d)``."""
+def fraction_of_variance_explained(h_hat: torch.Tensor, h: torch.Tensor) -> float:
+    """``1 - sum ||h - h_hat||^2 / sum ||h - mean(h)||^2`` over a batch ``(B, d)``.
+
+    Prediction ``h_hat`` first, then the activations ``h`` it approximates.
+    """
     if h.shape != h_hat.shape:
         raise ValueError(
             f"expected two batches of the same shape, got {tuple(h.shape)} and "

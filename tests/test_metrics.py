@@ -19,10 +19,10 @@ def test_psnr_by_hand():
     x = torch.zeros(2, 784)
     x_hat = torch.stack([torch.full((784,), 0.1), torch.full((784,), 0.01)])
     # MSE 0.01 -> 10 log10(1 / 0.01) = 20 dB; MSE 1e-4 -> 40 dB
-    torch.testing.assert_close(M.psnr(x, x_hat), torch.tensor([20.0, 40.0]))
+    torch.testing.assert_close(M.psnr(x_hat, x), torch.tensor([20.0, 40.0]))
     # on the 0-255 scale the same images give the same decibels
     torch.testing.assert_close(
-        M.psnr(255 * x, 255 * x_hat, max_val=255.0), torch.tensor([20.0, 40.0])
+        M.psnr(255 * x_hat, 255 * x, max_val=255.0), torch.tensor([20.0, 40.0])
     )
 
 
@@ -32,12 +32,12 @@ def test_psnr_matches_a_numpy_reference_per_image():
     a, b = x.numpy().astype(np.float64), x_hat.numpy().astype(np.float64)
     reference = [10 * np.log10(1.0 / np.mean((a[i] - b[i]) ** 2)) for i in range(5)]
     torch.testing.assert_close(
-        M.psnr(x, x_hat).double(),
+        M.psnr(x_hat, x).double(),
         torch.tensor(reference, dtype=torch.float64),
         rtol=1e-5,
         atol=1e-5,
     )
-    torch.testing.assert_close(M.psnr(x.reshape(5, 784), x_hat.reshape(5, 784)), M.psnr(x, x_hat))
+    torch.testing.assert_close(M.psnr(x_hat.reshape(5, 784), x.reshape(5, 784)), M.psnr(x_hat, x))
     assert torch.isinf(M.psnr(x, x.clone())).all()
 
 

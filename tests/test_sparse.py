@@ -39,9 +39,9 @@ def test_metrics_by_hand():
     assert S.l0(z) == 1.5 and S.dead_latents(z) == 2
     h = torch.tensor([[0.0, 2.0], [2.0, 0.0]])  # centred: total squared deviation 4
     assert S.fraction_of_variance_explained(h, h) == 1.0
-    assert S.fraction_of_variance_explained(h, h.mean(0).expand_as(h)) == pytest.approx(0.0)
+    assert S.fraction_of_variance_explained(h.mean(0).expand_as(h), h) == pytest.approx(0.0)
     assert S.fraction_of_variance_explained(
-        h, torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+        torch.tensor([[0.0, 1.0], [2.0, 0.0]]), h
     ) == pytest.approx(0.75)
 
 
@@ -65,7 +65,7 @@ def test_fit_trains_it_on_activations_in_the_unit_interval():
     atoms = torch.rand(4, 16, generator=g)
     h = (torch.rand(256, 4, generator=g) < 0.3).float() @ atoms / 4  # sparse mixtures of 4 atoms
     sae = S.TopKSparseAutoencoder(input_dim=16, num_latents=16, k=4, seed=0)
-    before = S.fraction_of_variance_explained(h, sae(h).detach())
+    before = S.fraction_of_variance_explained(sae(h).detach(), h)
     aelib.fit(
         sae,
         h,
@@ -76,5 +76,5 @@ def test_fit_trains_it_on_activations_in_the_unit_interval():
         progress=False,
         verbose=False,
     )
-    after = S.fraction_of_variance_explained(h, sae(h).detach())
+    after = S.fraction_of_variance_explained(sae(h).detach(), h)
     assert after > 0.95 > before
