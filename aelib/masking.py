@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import einops
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -60,8 +61,10 @@ def patch_mask(
     order = draw("uniform", (n, num_patches), generator, device).argsort(dim=1)
     hidden = torch.zeros(n, num_patches, dtype=torch.bool, device=device)
     hidden.scatter_(1, order[:, :num_masked], True)
-    pixels = hidden.reshape(n, grid, 1, grid, 1).expand(n, grid, patch_size, grid, patch_size)
-    return pixels.reshape(n, side * side)
+    # patch (row i, column j) -> its patch_size x patch_size pixels, rows of the image in order
+    return einops.repeat(
+        hidden, "n (i j) -> n (i h j w)", i=grid, j=grid, h=patch_size, w=patch_size
+    )
 
 
 class PatchMasking:

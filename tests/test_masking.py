@@ -1,12 +1,45 @@
 """Patch masking: whole patches, the right count, seeded; the masked loss against a pixel loop."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import aelib
 from aelib import masking as M
+from aelib.utils import draw
+
+
+def reshape_patch_mask(n, ratio, patch_size, side, generator):
+    """patch_mask as written before einops: a view of 5 axes, expanded, then flattened."""
+    grid = side // patch_size
+    num_patches = grid * grid
+    order = draw("uniform", (n, num_patches), generator, "cpu").argsort(dim=1)
+    hidden = torch.zeros(n, num_patches, dtype=torch.bool)
+    hidden.scatter_(1, order[:, : round(ratio * num_patches)], True)
+    pixels = hidden.reshape(n, grid, 1, grid, 1).expand(n, grid, patch_size, grid, patch_size)
+    return pixels.reshape(n, side * side)
+
+
+@pytest.mark.parametrize(
+    "n, ratio, patch_size, side",
+    [(16, 0.75, 4, 28), (9, 0.5, 7, 28), (5, 0.3, 2, 8), (4, 0.6, 1, 5), (3, 1.0, 28, 28)]
+    + [(0, 0.5, 4, 28), (7, 0.25, 3, 12)],
+)
+def test_einops_mask_is_the_reshape_formula_bit_for_bit(n, ratio, patch_size, side):
+    for seed in range(5):
+        old = reshape_patch_mask(n, ratio, patch_size, side, torch.Generator().manual_seed(seed))
+        new = M.patch_mask(n, ratio, patch_size, side, torch.Generator().manual_seed(seed))
+        assert new.dtype == old.dtype == torch.bool and new.shape == old.shape
+        assert torch.equal(new, old)
+
+
+def test_importing_aelib_loads_neither_torch_nor_einops():
+    code = "import sys, aelib; print(sorted({'torch', 'einops'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("patch_size, ratio", [(4, 0.75), (7, 0.5), (4, 0.0), (7, 1.0)])
@@ -68,7 +101,6 @@ def test_model_reads_the_mask_and_fit_trains_it():
         lr=1e-2,
         loss_fn=M.masked_bce_loss,
         corruption=M.PatchMasking(0.75, 4),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert history.train_loss[-1] < 0.1 * history.train_loss[0]
