@@ -937,7 +937,7 @@ def _run(
             seed=cfg["seed"],
             optimizer=optimizer,
             history=history,
-            progress=not args.quiet,
+            verbose=1 if args.quiet else 2,
             on_epoch_end=after_epoch if writer else None,
             options=options,
         )

@@ -30,7 +30,6 @@ from .utils import (
     check_positive_int,
     check_positive_number,
     eval_mode,
-    pick_device,
     preserved_random_states,
     resolve_seed,
 )
@@ -175,26 +174,30 @@ def make_scaler(amp: bool, device: str | torch.device) -> torch.amp.GradScaler |
 
 @dataclass
 class FitOptions:
-    """How :func:`fit` scales up: mixed precision, ``torch.compile``, the loss scaler.
-
-    The book's chapters never need these; the command line (``python -m aelib train``) does.
+    """How :func:`fit` checks a run and scales up: the rarely changed settings, in one place.
 
     Attributes:
+        check_every: batches between the reads of the losses (progress bar and NaN check):
+            reading a loss makes a GPU wait, so :func:`fit` reads rarely (chapter 5).
+        divergence_factor: stop when two epochs in a row end with a training loss above this
+            many times the first batch's loss; None turns the check off.
+        fail_diverged_end: also stop when the last epoch of the call ends above
+            ``divergence_factor`` times the first batch's loss (no epoch is left to recover
+            in): a run of one epoch at a wild learning rate fails instead of returning a
+            useless model. Off by default: chapter 5 shows such a run.
         amp: mixed precision for the forward pass (float16 with loss scaling on CUDA and MPS,
             bfloat16 on the CPU); the loss is still computed and reported in float32.
         compile_mode: ``None`` (eager), or a ``torch.compile`` mode such as ``"default"``.
         scaler: the loss scaler of a mixed-precision run (to resume one: pass the same one, or
             one restored from its ``state_dict``); default :func:`make_scaler`.
-        fail_diverged_end: also stop when the last epoch of the call ends above
-            ``divergence_factor`` times the first batch's loss (no epoch is left to recover
-            in): a run of one epoch at a wild learning rate fails instead of returning a
-            useless model. Off by default: chapter 5 shows such a run.
     """
 
+    check_every: int = 50
+    divergence_factor: float | None = 10.0
+    fail_diverged_end: bool = False
     amp: bool = False
     compile_mode: str | None = None
     scaler: torch.amp.GradScaler | None = None
-    fail_diverged_end: bool = False
 
 
 def fit(
@@ -207,20 +210,16 @@ def fit(
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 42,
-    device: str | torch.device | None = None,
     loss_fn: LossFn = bce_loss,
     regularizer: Regularizer | None = None,
     corruption: Corruption | None = None,
-    # to continue a run
+    # another optimizer, or a run to continue
     optimizer: torch.optim.Optimizer | None = None,
     history: History | None = None,
-    # what to show
-    progress: bool = True,
-    verbose: bool = True,
+    # what to show, and what to do after each epoch
+    verbose: int = 2,
     on_epoch_end: Callable[[int, History], None] | None = None,
     # checks, and scaling up
-    check_every: int = 50,
-    divergence_factor: float | None = 10.0,
     options: FitOptions | None = None,
 ) -> History:
     """Train ``model`` to reconstruct ``x_train`` with Adam; return the per-epoch losses.
@@ -240,10 +239,11 @@ def fit(
     (and ``options.scaler``): training continues at epoch ``len(history) + 1`` and stops after
     epoch ``num_epochs`` (a total).
 
-    Under ``torch.distributed`` (``torchrun``), each process takes its share of every global
-    batch of ``batch_size`` images, DDP averages the gradients, and the reported training loss is
-    that of the whole batch; ``"cuda"`` means the process's ``LOCAL_RANK`` GPU, and only rank 0
-    shows progress and prints.
+    It trains where the model is: move the model first (``model.to(aelib.pick_device())``); the
+    data follow it. Under ``torch.distributed`` (``torchrun``), each process takes its share of
+    every global batch of ``batch_size`` images, DDP averages the gradients, and the reported
+    training loss is that of the whole batch; a model on ``"cuda"`` without an index trains on
+    the process's ``LOCAL_RANK`` GPU, and only rank 0 shows progress and prints.
 
     Args:
         model: an autoencoder returning logits ``(B, 784)`` for inputs ``(B, 784)``.
@@ -253,7 +253,6 @@ def fit(
         batch_size: images per step, over all processes (the last batch may be smaller).
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         seed: seeds each epoch's random streams.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default: where the model is.
         loss_fn: ``loss_fn(model_output, x) -> scalar``, default the seed's BCE on logits (use
             :func:`aelib.losses.negative_elbo` for a VAE).
         regularizer: ``regularizer(model, x_in) -> penalty`` added to the training loss (see
@@ -261,14 +260,12 @@ def fit(
         corruption: ``corruption(x, generator) -> x_tilde`` applied to training inputs only.
         optimizer: an optimizer over ``model``'s parameters; default :func:`make_optimizer`.
         history: losses of the epochs already done (to resume); default a new :class:`History`.
-        progress: show a tqdm progress bar per epoch.
-        verbose: print the seed's per-epoch lines (``====> Epoch: N Average training loss: X``).
+        verbose: 2 prints the seed's per-epoch lines (``====> Epoch: N Average training loss:
+            X``) under a progress bar, 1 the lines alone, 0 nothing.
         on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch.
-        check_every: batches between the reads of the losses (progress bar and NaN check).
-        divergence_factor: stop when two epochs in a row end with a training loss above this
-            many times the first batch's loss; None turns the check off.
-        options: mixed precision, ``torch.compile`` and the loss scaler (:class:`FitOptions`);
-            default ``FitOptions()``.
+        options: how often to check the loss, when to stop a diverging run, mixed precision,
+            ``torch.compile`` and the loss scaler (:class:`FitOptions`); default
+            ``FitOptions()``.
     Returns:
         The :class:`History`, extended by the epochs run.
     Raises:
@@ -277,9 +274,9 @@ def fit(
         ValueError, TypeError: a bad argument; the message names it.
     """
     options = options if options is not None else FitOptions()
-    _check_settings(model, num_epochs, batch_size, seed, check_every, divergence_factor, options)
+    _check_settings(model, num_epochs, batch_size, seed, verbose, options)
     seed = resolve_seed(seed)  # $AELIB_SEED_OFFSET shifts it, once, here
-    device = local_device(pick_device(device) if device is not None else _device_of(model))
+    device = local_device(_device_of(model))
     model.to(device)
     input_dim = getattr(model, "input_dim", None)
     x = _check_images(x_train, "x_train", input_dim).to(device)
@@ -303,10 +300,10 @@ def fit(
             bar = tqdm(
                 total=-(-len(x) // batch_size),
                 desc=f"epoch {epoch}/{num_epochs}",
-                disable=not (progress and show),
+                disable=not (verbose >= 2 and show),
                 leave=False,
             )
-            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, check_every)
+            log = EpochLog(len(x), batch_size, device, shard, epoch, bar, options.check_every)
             with torch.enable_grad():  # training works even when called under torch.no_grad()
                 train_loss = train_epoch(
                     model,
@@ -333,7 +330,7 @@ def fit(
             if x_eval is not None:
                 tqdm.write(f"====> Test set loss: {history.test_loss[-1]:.4f}")
         last = epoch == num_epochs and options.fail_diverged_end
-        _check_divergence(history, epoch, divergence_factor, optimizer, last)
+        _check_divergence(history, epoch, options.divergence_factor, optimizer, last)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
@@ -405,18 +402,24 @@ def _check_divergence(
 
 
 def _check_settings(
-    model: nn.Module, num_epochs, batch_size, seed, check_every, factor, options: FitOptions
+    model: nn.Module, num_epochs, batch_size, seed, verbose, options: FitOptions
 ) -> None:
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
         raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}")
     check_positive_int("batch_size", batch_size)
-    check_positive_int("check_every", check_every)
+    if verbose not in (0, 1, 2) or not isinstance(verbose, (int, bool)):
+        raise ValueError(
+            f"verbose must be 0 (silent), 1 (a line per epoch) or 2 (and a progress bar), "
+            f"got {verbose!r}"
+        )
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"options must be an aelib.FitOptions, got {type(options).__name__}")
+    check_positive_int("check_every", options.check_every)
+    factor = options.divergence_factor
     if factor is not None and not (
         isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 1
     ):
         raise ValueError(f"divergence_factor must be above 1 (or None), got {factor!r}")
-    if not isinstance(options, FitOptions):
-        raise TypeError(f"options must be an aelib.FitOptions, got {type(options).__name__}")
     if resolve_seed(seed) * 1_000_003 + num_epochs > MAX_SEED:  # see epoch_streams
         raise ValueError(
             f"seed must be below {MAX_SEED // 1_000_003:,} for fit (it seeds epoch e's order "

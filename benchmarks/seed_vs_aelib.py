@@ -150,16 +150,14 @@ def run_aelib(
     model = aelib.Autoencoder(INPUT_DIM, HIDDEN_DIM, LATENT_DIM)
     start = time.perf_counter()
     history = aelib.fit(
-        model,
+        model.to(device),
         data.x_train,
         data.x_test,
         num_epochs=epochs,
         batch_size=BATCH_SIZE,
         lr=LR,
         seed=seed,
-        device=device,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )  # ends in .item(): synchronous
     return history.test_loss[-1], time.perf_counter() - start
 

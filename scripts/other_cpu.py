@@ -34,7 +34,7 @@ data = aelib.load_dataset("mnist", source="embedded", verbose=False)
 aelib.seed_everything(0)
 model = aelib.Autoencoder()
 x = data.x_train[aelib.evidence.shuffled(len(data.x_train), 512, seed=0)]
-history = aelib.fit(model, x, num_epochs=2, verbose=False, progress=False)
+history = aelib.fit(model, x, num_epochs=2, verbose=0)
 print(*(f"{v!r}" for v in history.train_loss))
 """
 

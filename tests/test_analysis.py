@@ -137,8 +137,7 @@ def test_linear_autoencoder_finds_the_pca_subspace():
         batch_size=32,
         lr=1e-2,
         loss_fn=aelib.mse_loss,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     reference = pca(x, 2)
     assert torch.rad2deg(principal_angles(model.decoder.weight, reference.components.T)).max() < 2

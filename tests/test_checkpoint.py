@@ -25,7 +25,7 @@ from conftest import tiny_model
 def test_round_trip_restores_weights_optimizer_and_history(small, tmp_path):
     model = tiny_model()
     opt = aelib.make_optimizer(model)
-    history = aelib.fit(model, *small, num_epochs=1, optimizer=opt, progress=False, verbose=False)
+    history = aelib.fit(model, *small, num_epochs=1, optimizer=opt, verbose=0)
     path = save_checkpoint(tmp_path / "sub" / "ck.pt", model, opt, history, {"seed": 42})
     state = load_checkpoint(path)
     restored = restore_model(state)

@@ -37,7 +37,7 @@ def test_fit_and_the_classifier_honour_the_offset(monkeypatch, no_offset):
     def run():
         aelib.seed_everything(0)
         model = aelib.Autoencoder(hidden_dim=16, latent_dim=2)
-        history = aelib.fit(model, x, num_epochs=1, batch_size=16, seed=1, verbose=False)
+        history = aelib.fit(model, x, num_epochs=1, batch_size=16, seed=1, verbose=0)
         clf = train_classifier(x, y, seed=1, num_epochs=1, hidden_dim=8)
         return history.train_loss[-1], next(clf.parameters()).sum().item()
 

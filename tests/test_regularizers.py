@@ -127,8 +127,7 @@ def test_fit_steps_down_the_gradient_of_loss_plus_penalty(name, small):
         batch_size=len(x),
         regularizer=regularizer,
         optimizer=torch.optim.SGD(model.parameters(), lr=lr),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     params = list(twin.parameters())
     loss, penalty = aelib.bce_loss(twin(x), x), formula(twin, x)
@@ -209,7 +208,7 @@ def test_conv_autoencoder_shapes_and_weight_sharing():
 
 def test_every_variant_trains_through_fit(small):
     x_train, x_test = small
-    kw = dict(num_epochs=2, progress=False, verbose=False)
+    kw = dict(num_epochs=2, verbose=0)
     runs = {  # the regularizers: test_fit_steps_down_the_gradient_of_loss_plus_penalty
         "denoising": aelib.fit(
             tiny_model(), x_train, x_test, corruption=R.MaskingNoise(0.3), **kw
@@ -239,8 +238,7 @@ def test_vae_and_denoising_runs_repeat_exactly(small):
             num_epochs=2,
             loss_fn=negative_elbo,
             corruption=R.GaussianNoise(0.2),
-            progress=False,
-            verbose=False,
+            verbose=0,
         ).train_loss
 
     assert run() == run()
@@ -248,15 +246,14 @@ def test_vae_and_denoising_runs_repeat_exactly(small):
 
 def test_regularizer_raises_training_loss_only(small):
     x_train, x_test = small
-    plain = aelib.fit(tiny_model(), x_train, x_test, num_epochs=1, progress=False, verbose=False)
+    plain = aelib.fit(tiny_model(), x_train, x_test, num_epochs=1, verbose=0)
     penalised = aelib.fit(
         tiny_model(),
         x_train,
         x_test,
         num_epochs=1,
         regularizer=lambda m, x: torch.tensor(1000.0),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert penalised.train_loss[0] == pytest.approx(plain.train_loss[0] + 1000, rel=1e-6)
     assert penalised.test_loss[0] == pytest.approx(plain.test_loss[0], rel=1e-6)
@@ -284,7 +281,7 @@ def test_contractive_auto_falls_back_to_autograd_for_other_encoders():
 def test_each_option_buys_its_property(mnist):
     """Against the same model trained without it, each option moves the quantity it targets."""
     x_train, x_test = mnist.x_train, mnist.x_test[::4]
-    kw = dict(num_epochs=6, progress=False, verbose=False)
+    kw = dict(num_epochs=6, verbose=0)
     x = aelib.to_float(x_test)
 
     def fitted(model, **options):

@@ -73,8 +73,7 @@ def test_fit_trains_it_on_activations_in_the_unit_interval():
         batch_size=64,
         lr=1e-2,
         loss_fn=aelib.mse_loss,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     after = S.fraction_of_variance_explained(sae(h).detach(), h)
     assert after > 0.95 > before

@@ -12,9 +12,7 @@ def test_overfits_one_batch(mnist):
     x = mnist.x_train[:32]
     model = tiny_model(hidden_dim=256, latent_dim=32)
     before = aelib.evaluate(model, x)
-    history = aelib.fit(
-        model, x, x, num_epochs=300, batch_size=32, lr=3e-3, progress=False, verbose=False
-    )
+    history = aelib.fit(model, x, x, num_epochs=300, batch_size=32, lr=3e-3, verbose=0)
     # the floor for these targets is their own entropy, sum_i H(x_i), per image
     p = aelib.to_float(x).clamp(1e-7, 1 - 1e-7)
     floor = -(p * p.log() + (1 - p) * (1 - p).log()).sum(1).mean().item()
@@ -24,7 +22,7 @@ def test_overfits_one_batch(mnist):
 
 def test_losses_decrease_and_are_recorded(small):
     x_train, x_test = small
-    history = aelib.fit(tiny_model(), x_train, x_test, num_epochs=3, progress=False, verbose=False)
+    history = aelib.fit(tiny_model(), x_train, x_test, num_epochs=3, verbose=0)
     assert len(history) == 3 and len(history.test_loss) == 3 and len(history.epoch_seconds) == 3
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.test_loss[-1] < history.test_loss[0]
@@ -48,8 +46,7 @@ def test_reported_train_loss_is_the_mean_over_the_epochs_batches(small):
         num_epochs=1,
         batch_size=128,
         loss_fn=recording_loss,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert [n for _, n in seen] == [128, 128, 44]
     assert history.train_loss[0] == pytest.approx(
@@ -66,28 +63,23 @@ def test_same_seed_same_numbers_on_cpu(small):
             x_test,
             num_epochs=2,
             seed=7,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
         for _ in range(2)
     ]
     assert runs[0].train_loss == runs[1].train_loss
     assert runs[0].test_loss == runs[1].test_loss
-    other = aelib.fit(
-        tiny_model(seed=5), x_train, x_test, num_epochs=2, seed=8, progress=False, verbose=False
-    )
+    other = aelib.fit(tiny_model(seed=5), x_train, x_test, num_epochs=2, seed=8, verbose=0)
     assert other.train_loss != runs[0].train_loss
 
 
 def test_resume_gives_exactly_the_uninterrupted_losses(small, tmp_path):
     x_train, x_test = small
-    full = aelib.fit(tiny_model(), x_train, x_test, num_epochs=4, progress=False, verbose=False)
+    full = aelib.fit(tiny_model(), x_train, x_test, num_epochs=4, verbose=0)
 
     model = tiny_model()
     optimizer = aelib.make_optimizer(model)
-    first = aelib.fit(
-        model, x_train, x_test, num_epochs=2, optimizer=optimizer, progress=False, verbose=False
-    )
+    first = aelib.fit(model, x_train, x_test, num_epochs=2, optimizer=optimizer, verbose=0)
     from aelib.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "ck.pt", model, optimizer, first)
@@ -105,8 +97,7 @@ def test_resume_gives_exactly_the_uninterrupted_losses(small, tmp_path):
         num_epochs=4,
         optimizer=resumed_opt,
         history=history,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert history.train_loss == full.train_loss
     assert history.test_loss == full.test_loss
@@ -124,9 +115,7 @@ def test_nan_loss_stops_with_epoch_and_batch(small):
         )  # epoch 2 (4 batches of 128), batch 2
 
     with pytest.raises(aelib.NonFiniteLossError, match="epoch 2, batch 2"):
-        aelib.fit(
-            tiny_model(), x_train, num_epochs=3, loss_fn=poisoned, progress=False, verbose=False
-        )
+        aelib.fit(tiny_model(), x_train, num_epochs=3, loss_fn=poisoned, verbose=0)
 
 
 def test_too_large_learning_rate_reports_nan_not_garbage(small):
@@ -134,7 +123,7 @@ def test_too_large_learning_rate_reports_nan_not_garbage(small):
     with pytest.raises(
         aelib.NonFiniteLossError, match="epoch 1, batch 1 .*lower the learning rate"
     ):
-        aelib.fit(tiny_model(), x_train, num_epochs=2, lr=1e10, progress=False, verbose=False)
+        aelib.fit(tiny_model(), x_train, num_epochs=2, lr=1e10, verbose=0)
 
 
 @pytest.mark.parametrize(
@@ -144,14 +133,16 @@ def test_too_large_learning_rate_reports_nan_not_garbage(small):
         ({"batch_size": 0}, "batch_size"),
         ({"lr": 0.0}, "lr must be a positive finite number"),
         ({"lr": "1e-3"}, "lr must be a positive finite number, got '1e-3'"),
-        ({"check_every": 0}, "check_every"),
+        ({"options": aelib.FitOptions(check_every=0)}, "check_every"),
+        ({"verbose": 3}, "verbose must be 0"),
+        ({"verbose": "yes"}, "verbose must be 0"),
         ({"seed": 2**64}, "seed must be"),
         ({"seed": -1}, "seed must be a non-negative integer"),
     ],
 )
 def test_bad_hyperparameters(small, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        aelib.fit(tiny_model(), small[0], **kwargs, progress=False, verbose=False)
+        aelib.fit(tiny_model(), small[0], **{"verbose": 0, **kwargs})
 
 
 def test_bad_pixel_values_are_rejected(small):
@@ -160,8 +151,7 @@ def test_bad_pixel_values_are_rejected(small):
             tiny_model(),
             aelib.to_float(small[0]) * 2 - 1,
             num_epochs=1,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
     with pytest.raises(ValueError, match=r"x_test must be .*\(4, 3, 28, 28\)"):
         aelib.fit(
@@ -169,18 +159,19 @@ def test_bad_pixel_values_are_rejected(small):
             small[0],
             torch.rand(4, 3, 28, 28),
             num_epochs=1,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
     with pytest.raises(
         ValueError, match=r"x_train has 100 values per image but the model takes 784"
     ):
-        aelib.fit(tiny_model(), torch.rand(8, 100), num_epochs=1, progress=False, verbose=False)
+        aelib.fit(tiny_model(), torch.rand(8, 100), num_epochs=1, verbose=0)
 
 
 def test_prints_the_seeds_log_lines(small, capsys):
-    aelib.fit(tiny_model(), *small, num_epochs=2, progress=False)
-    out = capsys.readouterr().out.splitlines()
+    aelib.fit(tiny_model(), *small, num_epochs=2, verbose=1)
+    captured = capsys.readouterr()
+    assert "epoch 1/2" not in captured.err  # verbose=1: no progress bar
+    out = captured.out.splitlines()
     assert out[0].startswith("====> Epoch: 1 Average training loss: ")
     assert out[1].startswith("====> Test set loss: ")
     assert out[2].startswith("====> Epoch: 2 ")
@@ -214,8 +205,7 @@ def test_each_epoch_draws_fresh_noise_from_streams_of_its_own(small):
             batch_size=len(x_train),
             seed=seed,
             corruption=recording_corruption,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
     assert devices == {"cpu"}
     draws = [d for seed in (1, 2) for d in noise[seed] + globals_[seed]]
@@ -256,8 +246,7 @@ def test_train_epoch_is_the_seeds_loop_and_what_fit_runs(small):
         batch_size=100,
         seed=42,
         optimizer=None,
-        progress=False,
-        verbose=False,
+        verbose=0,
         lr=1e-3,
     ).train_loss[0]
     assert direct == pytest.approx(by_hand, rel=1e-6)
@@ -276,8 +265,7 @@ def test_fit_restores_the_callers_random_state(small):
         small[0][:64],
         num_epochs=2,
         corruption=aelib.regularizers.GaussianNoise(0.1),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert torch.equal(torch.rand(3), expected)
 
@@ -296,7 +284,7 @@ def test_fit_restores_every_cuda_gpu_and_mps_state(small, monkeypatch):
     monkeypatch.setattr(aelib.utils, "_mps_available", lambda: True)
     monkeypatch.setattr(torch.mps, "get_rng_state", lambda device="mps": torch.tensor([99]))
     monkeypatch.setattr(torch.mps, "set_rng_state", lambda s, device="mps": restored.update(mps=s))
-    aelib.fit(tiny_model(), small[0][:64], num_epochs=1, progress=False, verbose=False)
+    aelib.fit(tiny_model(), small[0][:64], num_epochs=1, verbose=0)
     assert {k: v.item() for k, v in restored.items()} == {"cuda:0": 10, "cuda:1": 11, "mps": 99}
 
 
@@ -333,7 +321,7 @@ def test_shards_partition_each_batch_and_weights_average_to_its_mean(world, glob
 def test_a_float64_model_is_refused_with_the_fix(small):
     x_train, _ = small
     with pytest.raises(ValueError, match=r"float32 models .*torch.float64.*model.float\(\)"):
-        aelib.fit(tiny_model().double(), x_train, num_epochs=1, progress=False, verbose=False)
+        aelib.fit(tiny_model().double(), x_train, num_epochs=1, verbose=0)
 
 
 def test_a_vae_without_its_loss_gets_told_which_loss(small):
@@ -343,8 +331,7 @@ def test_a_vae_without_its_loss_gets_told_which_loss(small):
             aelib.VariationalAutoencoder(hidden_dim=32, latent_dim=4),
             x_train,
             num_epochs=1,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
 
 
@@ -362,8 +349,7 @@ def test_a_loss_that_explodes_for_two_epochs_stops_with_the_epoch_and_the_loss(s
             num_epochs=5,
             lr=10.0,
             history=history,
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
     assert len(history) == 2 and min(history.train_loss) > 10 * history.first_batch_loss
     assert issubclass(aelib.LossDivergedError, FloatingPointError)
@@ -387,11 +373,10 @@ def test_one_wild_epoch_that_recovers_is_not_divergence(small):
         small[0],
         num_epochs=4,
         loss_fn=scaled_loss([1, 100, 1, 100]),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert len(history) == 4
-    one = aelib.fit(tiny_model(), small[0], num_epochs=1, lr=10.0, progress=False, verbose=False)
+    one = aelib.fit(tiny_model(), small[0], num_epochs=1, lr=10.0, verbose=0)
     assert one.train_loss[0] > 1e6 * one.first_batch_loss
 
 
@@ -402,26 +387,23 @@ def test_divergence_rule_fires_on_the_second_exploded_epoch_and_can_be_turned_of
             small[0],
             num_epochs=4,
             loss_fn=scaled_loss([1, 30, 30, 30]),
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
     history = aelib.fit(
         tiny_model(),
         small[0],
         num_epochs=4,
         loss_fn=scaled_loss([1, 30, 30, 30]),
-        divergence_factor=None,
-        progress=False,
-        verbose=False,
+        verbose=0,
+        options=aelib.FitOptions(divergence_factor=None),
     )
     assert len(history) == 4
     with pytest.raises(ValueError, match="divergence_factor"):
         aelib.fit(
             tiny_model(),
             small[0],
-            divergence_factor=0.5,
-            progress=False,
-            verbose=False,
+            verbose=0,
+            options=aelib.FitOptions(divergence_factor=0.5),
         )
 
 
@@ -431,8 +413,7 @@ def test_a_resumed_run_checks_against_the_first_runs_yardstick(small):
         small[0],
         num_epochs=2,
         loss_fn=scaled_loss([1, 30]),
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     restored = aelib.History.from_dict(first.to_dict())
     assert restored.first_batch_loss == first.first_batch_loss
@@ -443,8 +424,7 @@ def test_a_resumed_run_checks_against_the_first_runs_yardstick(small):
             num_epochs=3,
             history=restored,
             loss_fn=scaled_loss([30]),
-            progress=False,
-            verbose=False,
+            verbose=0,
         )
 
 
@@ -485,8 +465,7 @@ def test_a_continued_fit_keeps_its_scaler(small):
                 optimizer=optimizer,
                 history=history,
                 options=aelib.FitOptions(scaler=scaler),
-                progress=False,
-                verbose=False,
+                verbose=0,
             )
         return history.train_loss, scaler.get_scale()
 
@@ -510,7 +489,7 @@ def test_evaluate_checks_its_input_as_fit_does(x, match):
     with pytest.raises((ValueError, TypeError), match=match):
         aelib.evaluate(tiny_model(), x)
     with pytest.raises((ValueError, TypeError), match=match):
-        aelib.fit(tiny_model(), x, num_epochs=1, progress=False, verbose=False)
+        aelib.fit(tiny_model(), x, num_epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
@@ -525,14 +504,58 @@ def test_evaluate_takes_uint8_images_as_fit_does(small):
     assert aelib.evaluate(model, x) == aelib.evaluate(model, aelib.to_float(x))
 
 
-def test_fit_keeps_every_keyword_the_chapters_pass():
-    """The notebooks call fit with these (check_every: chapter 5); options= holds the rest."""
+def test_fit_reads_at_a_glance():
+    """Twelve keywords after model and data; the rarely changed settings live in FitOptions."""
+    import dataclasses
     import inspect
 
-    used = {"num_epochs", "batch_size", "lr", "seed", "device", "loss_fn", "regularizer"}
-    used |= {"corruption", "optimizer", "history", "progress", "verbose", "on_epoch_end"}
-    used |= {"check_every", "divergence_factor", "options"}
-    assert used <= set(inspect.signature(aelib.fit).parameters)
+    keywords = [
+        name
+        for name, p in inspect.signature(aelib.fit).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert keywords == [
+        "num_epochs",
+        "batch_size",
+        "lr",
+        "seed",
+        "loss_fn",
+        "regularizer",
+        "corruption",
+        "optimizer",
+        "history",
+        "verbose",
+        "on_epoch_end",
+        "options",
+    ]
+    options = {f.name for f in dataclasses.fields(aelib.FitOptions)}
+    assert options == {
+        "check_every",
+        "divergence_factor",
+        "fail_diverged_end",
+        "amp",
+        "compile_mode",
+        "scaler",
+    }
+
+
+def test_fit_trains_where_the_model_is(small):
+    """No device argument: the data follow the model (here the CPU), and the model stays."""
+    model = tiny_model()
+    aelib.fit(model, small[0][:32], num_epochs=1, verbose=0)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    with pytest.raises(TypeError, match="device"):
+        aelib.fit(model, small[0][:32], num_epochs=1, verbose=0, device="cpu")
+
+
+def test_verbose_two_shows_a_progress_bar_and_the_lines(small, capsys):
+    aelib.fit(tiny_model(), *small, num_epochs=1, verbose=2)
+    captured = capsys.readouterr()
+    assert "epoch 1/1" in captured.err
+    assert captured.out.startswith("====> Epoch: 1 Average training loss: ")
+    aelib.fit(tiny_model(), *small, num_epochs=1, verbose=0)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch 1/1" not in captured.err
 
 
 @pytest.mark.parametrize("offset", ["", "3"])

@@ -300,8 +300,7 @@ def test_kl_warmup_through_fit(small):
         batch_size=32,
         loss_fn=loss_fn,
         on_epoch_end=warmup.on_epoch_end,
-        progress=False,
-        verbose=False,
+        verbose=0,
     )
     assert used == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]  # two batches an epoch
     out = model(x[:8])

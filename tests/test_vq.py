@@ -68,9 +68,9 @@ def test_vq_loss_is_bce_plus_terms_and_fit_trains():
         batch_size=8,
         lr=1e-2,
         loss_fn=vq.vq_loss,
-        progress=False,
-        verbose=False,
-        divergence_factor=None,  # codes swap patterns early: a spike to ~10x, then it settles
+        verbose=0,
+        # codes swap patterns early: a spike to ~10x, then it settles
+        options=aelib.FitOptions(divergence_factor=None),
     )
     assert aelib.evaluate(model, x, vq.vq_loss) < 0.01 * before  # two patterns, learned exactly
     assert model.bits_per_image == 2 * math.log2(4)
