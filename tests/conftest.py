@@ -52,15 +52,30 @@ def write_idx_folder(
 
 @pytest.fixture(scope="session")
 def mnist():
-    """The embedded real MNIST subset (4,000 train / 1,000 test)."""
+    """The embedded real MNIST subset (4,000 train / 1,000 test), each split in a fixed random
+    order: the files are sorted by class, and a test's ``x_test[:64]`` should be digits of every
+    class, not 64 zeros."""
+    import dataclasses
+
+    import torch
+
     import aelib
 
-    return aelib.load_dataset("mnist", source="embedded", verbose=False)
+    data = aelib.load_dataset("mnist", source="embedded", verbose=False)
+    train = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
+    test = torch.randperm(len(data.x_test), generator=torch.Generator().manual_seed(1))
+    return dataclasses.replace(
+        data,
+        x_train=data.x_train[train],
+        y_train=data.y_train[train],
+        x_test=data.x_test[test],
+        y_test=data.y_test[test],
+    )
 
 
 @pytest.fixture
 def small(mnist):
-    """512 training and 256 test images of the embedded subset."""
+    """512 training and 256 test images of the embedded subset, of every class."""
     return mnist.x_train[:512], mnist.x_test[:256]
 
 
