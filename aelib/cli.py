@@ -348,8 +348,11 @@ def _available_bytes(device: torch.device) -> tuple[int, str]:
                 int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable")
             )
     except (OSError, StopIteration, ValueError):
-        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    bounds = [(free, "free memory")]
+        try:
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # Windows: no sysconf; macOS: no AVPHYS
+            free = None
+    bounds = [] if free is None else [(free, "free memory")]
     try:
         import resource
     except ImportError:  # Windows
@@ -367,7 +370,7 @@ def _available_bytes(device: torch.device) -> tuple[int, str]:
         if limit is not None and usage is not None and limit < 2**60:
             bounds.append((max(0, limit - usage), "the container's memory limit (cgroup)"))
             break
-    return min(bounds)
+    return min(bounds) if bounds else (2**63, "no known memory limit")
 
 
 def _training_bytes(hidden: int, latent: int, batch: int, d: int = 784) -> int:
@@ -556,13 +559,29 @@ def _try_lock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def _unlock(fd: int) -> None:
+    """Release :func:`_try_lock`'s lock before closing ``fd`` (Windows may release a lock left to
+    ``close`` only after a delay, and a run started just after would be refused)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 @contextmanager
 def _lock(out: Path) -> Iterator[None]:
     """Hold ``out/.aelib.lock`` for the run: a second run into the same folder refuses to start."""
     fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    locked = False
     try:
         try:
             _try_lock(fd)
+            locked = True
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             raise UsageError(
@@ -574,7 +593,11 @@ def _lock(out: Path) -> Iterator[None]:
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}".encode())
         yield
     finally:
-        os.close(fd)  # releases the lock
+        try:
+            if locked:
+                _unlock(fd)
+        finally:
+            os.close(fd)  # releases the lock, also if unlocking failed
 
 
 def _our_outputs(out: Path) -> list[Path]:

@@ -6,9 +6,9 @@
     python scripts/colab_replay.py --ref setting        # the tag readers install (_config.yml)
     python scripts/colab_replay.py --fresh              # rebuild the environment first
 
-Colab gives a runtime with torch, torchvision, numpy, matplotlib, ipywidgets, scikit-learn, pandas
-and scipy installed, and nothing of this project. The replay builds such an environment once, a
-virtual environment in ``_build/colab-venv`` holding only those packages and a Jupyter kernel
+Colab gives a runtime with torch, torchvision, numpy, matplotlib, ipywidgets, scikit-learn, pandas,
+scipy and einops installed, and nothing of this project. The replay builds such an environment
+once, a virtual environment in ``_build/colab-venv`` holding only those packages and a kernel
 (torch and torchvision at the versions ``requirements.txt`` pins). Then, for each chapter, it
 uninstalls ``aelib`` and runs the notebook top to bottom with nbclient in a scratch folder (as
 Colab's ``/content``), in a kernel of that environment that does not see this checkout. The
@@ -41,7 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 KERNEL = "colab-replay"
 # What a Colab runtime already has (torch and torchvision pinned by requirements.txt), plus the
 # kernel and the notebook runner.
-COLAB_PACKAGES = ["numpy", "matplotlib", "ipywidgets", "scikit-learn", "pandas", "scipy"]
+COLAB_PACKAGES = [
+    "numpy",
+    "matplotlib",
+    "ipywidgets",
+    "scikit-learn",
+    "pandas",
+    "scipy",
+    "einops",
+]
 RUNNER_PACKAGES = ["ipykernel", "nbclient", "nbformat"]
 
 

@@ -36,6 +36,7 @@ def test_the_environment_has_colab_packages_and_the_recorded_torch():
         "scikit-learn",
         "pandas",
         "scipy",
+        "einops",
     }
     assert "aelib" not in " ".join(replay.COLAB_PACKAGES + replay.RUNNER_PACKAGES)
 
