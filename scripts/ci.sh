@@ -8,8 +8,8 @@
 #          environment .venv with requirements.txt (works where the system pip is refused)
 # lint     ruff check + ruff format --check (pyproject.toml; notebooks/ruff.toml for notebooks)
 # test     the README's python -m pytest (in parallel, see pyproject.toml), slowest tests listed
-# rounding the notebooks again, strict, with this CPU's math libraries capped one instruction set
-#          lower (scripts/other_cpu.py): another CPU's float32 rounding must not change the text
+# rounding the notebooks again, strict, with this CPU's math libraries capped below its best
+#          instruction set (scripts/other_cpu.py): another CPU's rounding must not change the text
 # build    jupyter-book build . --all -W -n --keep-going (always runs, Chromium or not)
 # browser  python -m pytest tests/browser: every built page in headless Chromium; SKIPPED,
 #          loudly, when no Chromium is installed (the only step that may be skipped)
