@@ -472,14 +472,24 @@ def _subset_note(data: Dataset) -> str:
     )
 
 
-def _same_data(data: Dataset, saved: dict) -> None:
-    """Stop when the data of a resumed run differ from the checkpoint's; say what differs."""
+def _same_data(data: Dataset, saved: dict, own: bool = False) -> None:
+    """Stop when the data of a resumed run differ from the checkpoint's; say what differs.
+
+    ``own``: no data flag was given, so the run loaded the data the checkpoint names: when they
+    differ, the files there changed since training.
+    """
     before = saved.get("data") or {}
     if "sha256" not in before:
         return
     now = data.record()
     if now["sha256"] == before["sha256"] and now["name"] == before["name"]:
         return
+    if own:
+        raise UsageError(
+            f"the data at {data.location} are not those the checkpoint was trained on: they "
+            f"changed since (sha256 {before['sha256'][:12]}... -> {now['sha256'][:12]}...); "
+            "put the training data back to resume, or start a new run"
+        )
     differ = [
         f"{k} {before.get(k)!r} -> {now[k]!r}"
         for k in ("name", "source", "location", "n_train", "n_test")
@@ -681,10 +691,22 @@ def _clear_stale(out: Path, args: argparse.Namespace, done: int) -> None:
 
 
 class _SignalState:
-    """While > 0, ``held`` blocks hold SIGINT and SIGTERM back; ``pending`` is the first held."""
+    """While > 0, ``held`` blocks hold SIGINT and SIGTERM back; ``pending`` is the first held.
+
+    ``raised`` is the signal whose :class:`Interrupted` was raised: CPython drops an exception
+    raised by a signal handler while ``compile`` parses a module (an import without a ``.pyc``),
+    so :func:`_check_interrupted` raises it again where the run next looks.
+    """
 
     held = 0
     pending: int | None = None
+    raised: int | None = None
+
+
+def _check_interrupted() -> None:
+    """Raise :class:`Interrupted` again if a signal's exception was lost on its way up."""
+    if _SignalState.raised is not None:
+        raise Interrupted(_SignalState.raised)
 
 
 @contextmanager
@@ -698,9 +720,10 @@ def _signals_raise() -> Iterator[None]:
         if _SignalState.held:
             _SignalState.pending = _SignalState.pending or signum
             return
+        _SignalState.raised = _SignalState.raised or signum
         raise Interrupted(signum)
 
-    _SignalState.held, _SignalState.pending = 0, None
+    _SignalState.held, _SignalState.pending, _SignalState.raised = 0, None, None
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -778,6 +801,10 @@ def _read_checkpoint(flag: str, path: str) -> dict:
     try:
         return load_checkpoint(path)
     except FileNotFoundError:
+        if os.path.exists(path):  # /dev/null: a device, not a file
+            raise UsageError(
+                f"{flag} {path} is not a regular file; pass a checkpoint.pt written by train"
+            ) from None
         raise UsageError(f"{flag} {path}: no such file") from None
 
 
@@ -895,7 +922,8 @@ def _run(
     if writer and source == "auto" and data.source == "embedded":
         print(_subset_note(data), file=sys.stderr)
     if state:
-        _same_data(data, saved)
+        own = args.dataset is None and args.data_source is None and args.data_dir is None
+        _same_data(data, saved, own)
     seed_everything(cfg["seed"])
     model = Autoencoder(hidden_dim=cfg["hidden_dim"], latent_dim=cfg["latent_dim"]).to(device)
     optimizer = make_optimizer(model, cfg["lr"])
@@ -937,6 +965,7 @@ def _run(
         # that stops at a bad argument should answer at once
         from torchvision.utils import save_image
 
+        _check_interrupted()
         save(epoch, hist)
         # the seed's per-epoch picture, without its second de-normalisation (reconstruct: [0, 1])
         pair = torch.cat([fixed, model.reconstruct(fixed.to(device)).cpu()]).reshape(-1, 1, 28, 28)
@@ -978,6 +1007,7 @@ def _run(
         return None
     if len(history) == 0:  # --epochs 0: the untrained model, for a later --resume
         save(0, history)
+    _check_interrupted()
     sessions.append(time.perf_counter() - start)
     _write_figures(model, data, history, out, progress)
     metrics = _metrics(data, cfg, history, sum(sessions), device, model)

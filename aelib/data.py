@@ -311,6 +311,14 @@ def default_root(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("AELIB_DATA_DIR") or Path.home() / ".cache" / "aelib").expanduser()
 
 
+def _is_file(folder: Path) -> bool:
+    """``folder`` exists and is not a folder (a name too long counts as not there)."""
+    try:
+        return folder.exists() and not folder.is_dir()
+    except OSError:
+        return False
+
+
 def _explicit_root(root: str | os.PathLike | None) -> bool:
     return root is not None or bool(os.environ.get("AELIB_DATA_DIR"))
 
@@ -491,6 +499,11 @@ def load_dataset(
             "drop root=, or use source='dir' (or 'auto') to read that folder"
         )
     folder = default_root(root)
+    if source in ("auto", "dir", "download") and _is_file(folder):
+        raise DataUnavailableError(
+            f"the data folder {folder} is a file, not a folder: name the folder that holds "
+            f"{_FOLDER[key]}/raw/ or the IDX files themselves"
+        )
     loaders = {
         "dir": lambda: _load_dir(key, folder, split),
         "download": lambda: _load_download(key, folder, split),

@@ -5,7 +5,8 @@ These helpers work on whole batches in eval mode and return CPU tensors a reader
 ``encode``/``decode``: ``model.decode`` returns the decoder's output (logits, for most models) on
 the model's device, while :func:`codes_to_images` turns it into pixels with the model's own
 ``to_pixels`` (a sigmoid of logits; a linear model's values as they are) and moves them to the
-CPU. Inputs holding NaN or infinite values are refused with the argument's name.
+CPU. Inputs holding NaN or infinite values, and empty batches of images, are refused with the
+argument's name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from .images import check_finite, one_image, to_float
 from .models import to_pixels
 from .regularizers import GaussianNoise
 from .utils import eval_mode, generator
+
+
+def _images(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Finite, non-empty images as float32 rows ``(B, d)`` (:func:`aelib.images.to_float`)."""
+    x = check_finite(x, name)
+    if x.dim() == 0 or len(x) == 0:
+        raise ValueError(f"{name} must be a non-empty batch of images, got shape {tuple(x.shape)}")
+    return to_float(x)
 
 
 @torch.no_grad()
@@ -41,7 +50,7 @@ def images_to_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, m)``.
     """
-    x = to_float(check_finite(x, "x"))
+    x = _images(x, "x")
     with eval_mode(model):
         return model.encode(x.to(next(model.parameters()).device)).cpu()
 
@@ -85,8 +94,8 @@ def _codes(
     model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``f(x_a)`` and ``f(x_b)``, each ``(B, m)``, from one encoder pass."""
-    x_a, x_b = check_finite(x_a, "x_a"), check_finite(x_b, "x_b")
-    z = images_to_codes(model, torch.cat([to_float(x_a), to_float(x_b)]))
+    x_a, x_b = _images(x_a, "x_a"), _images(x_b, "x_b")
+    z = images_to_codes(model, torch.cat([x_a, x_b]))
     return z[: len(x_a)], z[len(x_a) :]
 
 
@@ -115,7 +124,7 @@ def denoise(
     Returns:
         ``(noisy, denoised)``, each ``(B, 28, 28)``.
     """
-    clean = to_float(check_finite(x, "x"))
+    clean = _images(x, "x")
     noisy = GaussianNoise(std)(clean, generator(seed))
     with eval_mode(model):  # reconstruct runs without autograd already
         denoised = model.reconstruct(noisy.to(next(model.parameters()).device)).cpu()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import os
 import platform
 import random
@@ -69,14 +70,28 @@ def resolve_seed(seed: int) -> int:
         ValueError: ``seed`` is not a non-negative integer, or the shifted seed is above
             ``2**64 - 1``, the largest seed torch takes.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    whole = _whole(seed)
+    if whole is None or whole < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    shifted = seed + seed_offset()
+    shifted = whole + seed_offset()
     if shifted > MAX_SEED:
         raise ValueError(
             f"seed must be at most 2**64 - 1 (with {SEED_OFFSET_VARIABLE} added), got {seed!r}"
         )
     return shifted
+
+
+def _whole(value) -> int | None:
+    """``value`` as an int if it is an integer (a Python or NumPy one, not a bool), else None.
+
+    NumPy's integers pass (``seed=rng.integers(...)``, a seed from an array), floats do not.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def check_positive_int(name: str, value) -> int:

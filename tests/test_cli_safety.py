@@ -811,3 +811,103 @@ def test_a_closed_pipe_and_an_early_ctrl_c_through_a_subprocess(tmp_path):
     lines = err.strip().splitlines()
     assert early.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0] == "python -m aelib: interrupted by SIGINT before training started", err
+
+
+# ---- issue 19 acceptance: what a clean clone still got wrong
+
+
+_SWALLOW = """
+import signal, time
+import aelib.__main__ as m
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, m._interrupted_early)
+source = open(m.__file__.replace("__main__", "cli")).read()
+print("compiling", flush=True)
+start = time.monotonic()
+while time.monotonic() - start < 5:
+    compile(source, "cli", "exec")  # an import without a .pyc parses its module like this
+print("went on after the interrupt")
+"""
+
+
+def test_an_early_ctrl_c_during_a_modules_compilation_still_ends_the_run():
+    """CPython drops a handler's SystemExit raised while compile() parses: the early handler
+    must end the process itself (it did not: the run went on, then exit 0)."""
+    proc = popen("-c", _SWALLOW)
+    assert proc.stdout.readline() == "compiling\n"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "went on" not in out, (out, err)
+    assert err.strip() == "python -m aelib: interrupted by SIGINT before training started", err
+
+
+def test_a_signal_whose_exception_was_lost_stops_the_run_at_the_next_epoch(
+    tmp_path, capsys, monkeypatch
+):
+    """The training handler's Interrupted can be lost the same way: the run stops where it
+    next looks (before saving an epoch), with the resume line."""
+    real_fit = cli.fit
+
+    def fit_after_a_lost_signal(*args, **kwargs):
+        cli._SignalState.raised = signal.SIGINT  # the handler ran; its exception vanished
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "fit", fit_after_a_lost_signal)
+    with pytest.raises(SystemExit) as info:
+        train(tmp_path / "o", epochs=2)
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("interrupted by SIGINT: no epoch was saved; nothing to resume"), err
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+def test_torch_that_cannot_load_is_one_line(monkeypatch, capsys):
+    """``ulimit -v`` below what torch's libraries map: an ImportError, not a traceback."""
+    import aelib.__main__ as entry
+
+    monkeypatch.setattr(entry.signal, "signal", lambda *a: None)  # keep pytest's handlers
+    monkeypatch.setitem(sys.modules, "aelib.cli", None)  # `from .cli import main` fails
+    assert entry.main() == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m aelib: torch could not be loaded (") and err.count("\n") == 1
+    error = OSError("libtorch_cuda.so: failed to map segment from shared object")
+    assert entry._import_failed(error) == 2
+    assert "the memory limit of this process (ulimit -v" in capsys.readouterr().err
+
+
+def test_resuming_when_the_checkpoints_own_data_changed_says_so(tmp_path, capsys):
+    """No data flag given: the message says the data there changed, not 'drop --data-dir'."""
+    from conftest import write_idx
+
+    data = tmp_path / "data"
+    arrays = write_idx_folder(data, n_train=40, n_test=8)
+    argv = ["train", "--quiet", "--hidden-dim", "8", "--latent-dim", "2", "--epochs", "1"]
+    assert cli.main([*argv, "--data-dir", str(data), "--out", str(tmp_path / "o")]) == 0
+    images = arrays["train-images-idx3-ubyte"].copy()
+    images[0, 0, 0] = (images[0, 0, 0] + 1) % 256
+    write_idx(data / "train-images-idx3-ubyte", images)
+    capsys.readouterr()
+    resume = ["train", "--resume", str(tmp_path / "o" / "checkpoint.pt"), "--epochs", "2"]
+    line = fails(capsys, resume)
+    assert f"the data at {data} are not those the checkpoint was trained on: they changed" in line
+    assert "--data-dir" not in line
+    line = fails(capsys, [*resume, "--data-dir", str(data)])
+    assert "drop --dataset/--data-source/--data-dir" in line
+    assert (tmp_path / "o" / "metrics.json").is_file()
+
+
+def test_odd_checkpoint_and_data_paths_say_what_they_are(tmp_path, capsys, no_data):
+    line = fails(capsys, ["evaluate", "--checkpoint", os.devnull])
+    assert line.endswith(
+        f"--checkpoint {os.devnull} is not a regular file; pass a checkpoint.pt written by train"
+    ), line
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("not a folder")
+    for source in ([], ["--data-source", "dir"]):
+        argv = ["train", "--data-dir", str(file), *source, "--out", str(tmp_path / "o")]
+        line = fails(capsys, argv)
+        assert f"the data folder {file} is a file, not a folder" in line, line

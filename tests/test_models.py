@@ -290,3 +290,21 @@ NAN = torch.full((2, 784), float("nan"))
 def test_nan_inputs_to_the_inference_helpers_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call(tiny_model())
+
+
+EMPTY = torch.zeros(0, 784)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda m: inference.images_to_codes(m, EMPTY), "^x must be a non-empty batch"),
+        (lambda m: inference.denoise(m, EMPTY, 0.3), "^x must be a non-empty batch"),
+        (lambda m: inference.interpolate_pairs(m, EMPTY, EMPTY, [0.5]), "^x_a must be a non-"),
+    ],
+    ids=["images_to_codes", "denoise", "pairs"],
+)
+def test_empty_batches_to_the_inference_helpers_are_named(call, match):
+    """They raised torch's 'cannot reshape tensor of 0 elements' before."""
+    with pytest.raises(ValueError, match=match):
+        call(tiny_model())

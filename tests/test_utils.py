@@ -93,3 +93,12 @@ def test_preserved_random_states_restores_the_cpu_state_even_after_an_error():
         torch.rand(10)
         raise RuntimeError("inside")
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_numpy_integer_seeds_are_seeds_and_floats_are_not():
+    import numpy as np
+
+    assert aelib.generator(np.int64(3)).initial_seed() == aelib.generator(3).initial_seed()
+    for bad in (np.float64(3), 3.0, True, np.int64(-1), "3"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            aelib.generator(bad)
