@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .images import check_finite, to_float
+from .models import to_pixels
 from .utils import check_positive_int, eval_mode
 
 # --- image quality ----------------------------------------------------------------------------
@@ -77,12 +78,14 @@ def reconstruction_errors(
             trained with :func:`aelib.bce_loss`) or ``"values"`` (the reconstruction itself; models
             trained with :func:`aelib.mse_loss`). ``"bce"`` needs ``"logits"``. Default: the
             model's own ``output`` attribute (``"values"`` for :class:`aelib.LinearAutoencoder`),
-            else ``"logits"``.
+            else ``"logits"``. Without ``output``, squared errors are taken of the model's own
+            ``to_pixels`` (the helpers' one way from decoder outputs to pixels).
         batch_size: inputs per forward pass.
     Returns:
         ``(N,)`` float tensor on the CPU: one error per input.
     """
-    if output is None:
+    own = output is None
+    if own:
         output = getattr(model, "output", "logits")
     if loss not in ("bce", "mse"):
         raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
@@ -112,6 +115,8 @@ def reconstruction_errors(
                 )
             if loss == "bce":
                 err = F.binary_cross_entropy_with_logits(out, xb, reduction="none")
+            elif own:
+                err = (to_pixels(model, out) - xb).pow(2)
             else:
                 err = ((torch.sigmoid(out) if output == "logits" else out) - xb).pow(2)
             errors.append(err.sum(dim=1).cpu())

@@ -85,6 +85,23 @@ def test_reconstruction_errors_of_a_linear_output_model_and_mode_restored():
     assert model.training
 
 
+def test_reconstruction_errors_go_through_the_models_to_pixels():
+    # a model whose decoder output becomes pixels by its own map (here a clamp), not a sigmoid:
+    # the squared error is taken of to_pixels(decode(encode(x))), unless output= overrides it
+    model = aelib.LinearAutoencoder(input_dim=784, latent_dim=3)
+    model.to_pixels = lambda out: out.clamp(0, 1)
+    x = torch.rand(5, 784)
+    with torch.no_grad():
+        out = model.decode(model.encode(x))
+    assert (out < 0).any() or (out > 1).any()  # the clamp matters
+    torch.testing.assert_close(
+        M.reconstruction_errors(model, x, "mse"), (out.clamp(0, 1) - x).pow(2).sum(1)
+    )
+    torch.testing.assert_close(
+        M.reconstruction_errors(model, x, "mse", output="values"), (out - x).pow(2).sum(1)
+    )
+
+
 def test_reconstruction_errors_of_a_vae_use_the_mean_code():
     torch.manual_seed(0)
     vae = aelib.VariationalAutoencoder(hidden_dim=16, latent_dim=3)
