@@ -24,7 +24,7 @@ from torchvision.utils import make_grid, save_image
 from .images import one_image, to_float
 from .inference import _codes, codes_to_images, decode_segment, denoise, interpolate
 from .metrics import psnr
-from .plotting import image_grid, latent_grid
+from .plotting import book_figsize, image_grid, latent_grid
 
 
 @dataclass
@@ -307,15 +307,14 @@ def denoising_figure(
         stds: the noise levels, one panel each.
         seed: seeds the noise (the same pattern at every level).
     Returns:
-        The figure.
+        The figure, at most :data:`aelib.plotting.BOOK_WIDTH` wide.
     """
     stds = list(stds)
     if not stds:
         raise ValueError("give at least one noise level")
     batch = len(x)
-    fig, axes = plt.subplots(
-        1, len(stds), figsize=(1.6 * batch * len(stds) / 2 + 1, 2.2), squeeze=False
-    )
+    figsize = book_figsize(1.6 * batch * len(stds) / 2 + 1, 2.2)
+    fig, axes = plt.subplots(1, len(stds), figsize=figsize, squeeze=False)
     for ax, std in zip(axes[0], stds):
         noisy, denoised = denoise(model, x, std, seed)
         image_grid(torch.cat([noisy, denoised]), nrow=batch, ax=ax, title=f"σ = {std:g}")

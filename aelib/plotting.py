@@ -14,6 +14,25 @@ from .images import to_float
 from .models import to_pixels
 from .utils import eval_mode
 
+BOOK_WIDTH = 7.0
+"""The book's text column in inches: a default figure wider than this is scaled down to it."""
+
+
+def book_figsize(width: float, height: float) -> tuple[float, float]:
+    """A figure size at most :data:`BOOK_WIDTH` wide, with the aspect ratio of ``(width, height)``.
+
+    Args:
+        width: the wanted width in inches.
+        height: the wanted height in inches.
+    Returns:
+        ``(width, height)`` unchanged when ``width <= BOOK_WIDTH``, else both scaled by
+        ``BOOK_WIDTH / width``.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"expected a positive width and height, got {width!r} x {height!r}")
+    scale = min(1.0, BOOK_WIDTH / width)
+    return width * scale, height * scale
+
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
@@ -29,7 +48,8 @@ def image_grid(
     Args:
         x: ``(B, 784)`` or ``(B, 1, 28, 28)``, uint8 or float in [0, 1].
         nrow: images per row.
-        ax: axes to draw on; default a new figure.
+        ax: axes to draw on; default a new figure, 0.8 in per image, scaled down to
+            :data:`BOOK_WIDTH` when wider (see :func:`book_figsize`).
         title: axes title.
     Returns:
         The figure holding the grid.
@@ -38,7 +58,7 @@ def image_grid(
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=0.5)
     if ax is None:
         rows = (len(images) + nrow - 1) // nrow
-        _, ax = plt.subplots(figsize=(nrow * 0.8, rows * 0.8 + 0.4))
+        _, ax = plt.subplots(figsize=book_figsize(nrow * 0.8, rows * 0.8 + 0.4))
     ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:

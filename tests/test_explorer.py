@@ -210,3 +210,14 @@ def test_static_figures(mnist):
     assert [ax.get_title() for ax in fig.axes] == ["σ = 0.1", "σ = 0.3", "σ = 0.5"]
     with pytest.raises(ValueError, match="noise level"):
         E.denoising_figure(model, mnist.x_test[:2], [])
+
+
+def test_denoising_figure_fits_the_book_column(mnist):
+    model = model_8d()
+    # 2 images at 4 noise levels ask for 1.6 * 2 * 4 / 2 + 1 = 7.4 by 2.2 inches
+    fig = E.denoising_figure(model, mnist.x_test[:2], [0.1, 0.2, 0.3, 0.4])
+    width, height = fig.get_size_inches()
+    assert width == pytest.approx(7.0)
+    assert width / height == pytest.approx(7.4 / 2.2)
+    fig = E.denoising_figure(model, mnist.x_test[:2], [0.1, 0.3])  # 4.2 in: unchanged
+    assert tuple(fig.get_size_inches()) == pytest.approx((4.2, 2.2))

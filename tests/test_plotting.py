@@ -74,3 +74,26 @@ def test_compare_losses_draws_one_line_per_run():
     ]
     with pytest.raises(ValueError, match="no test losses"):
         compare_losses({"c": aelib.History([1.0], [])})
+
+
+def test_image_grid_keeps_a_narrow_default_figure():
+    fig = aelib.plotting.image_grid(torch.zeros(16, 784), nrow=8)
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 2.0))
+
+
+def test_image_grid_scales_a_wide_default_figure_to_the_book_column():
+    fig = aelib.plotting.image_grid(torch.zeros(32, 784), nrow=16)
+    width, height = fig.get_size_inches()
+    assert width == pytest.approx(7.0)
+    assert width / height == pytest.approx(12.8 / 2.0)  # 16 x 0.8 in, 2 rows x 0.8 + 0.4
+
+
+def test_book_figsize_scales_both_sides_down_to_the_column():
+    from aelib.plotting import BOOK_WIDTH, book_figsize
+
+    assert BOOK_WIDTH == 7.0
+    assert book_figsize(6.4, 2.0) == (6.4, 2.0)
+    assert book_figsize(7.0, 3.0) == (7.0, 3.0)
+    assert book_figsize(14.0, 3.0) == pytest.approx((7.0, 1.5))
+    with pytest.raises(ValueError, match="positive"):
+        book_figsize(0.0, 1.0)
